@@ -1,0 +1,1 @@
+"""Everything needed to run c2d-functions with no Azure account. Dev only: never deployed (.funcignore)."""
