@@ -1,0 +1,354 @@
+"""Request schema and validation: untrusted JSON in, an immutable `C2DCommand` out.
+
+Validation collects every problem (field + rule + message) before failing, so a caller fixes
+its request in one round trip. Nothing here touches the network.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from enum import Enum
+from types import MappingProxyType
+
+from c2d.config import DEFAULT_TTL_SECONDS, MAX_TTL_SECONDS, MIN_TTL_SECONDS
+from c2d.errors import FieldProblem, ValidationFailed
+from c2d.messages import ACK_MODES, C2DMessage
+
+#: IoT Hub's C2D message size limit; it counts the body and the system and application properties.
+MAX_MESSAGE_BYTES = 64 * 1024
+MAX_FAN_OUT = 1000
+MAX_ID_LENGTH = 128
+#: Device ids and message ids: ASCII 7-bit alphanumerics and - : . + % _ # * ? ! ( ) , = @ ; $ '
+IOTHUB_ID = re.compile(r"^[A-Za-z0-9\-:.+%_#*?!(),=@;$']{1,128}$")
+#: Application property names: RFC 7230 token characters, as IoT Hub requires.
+PROPERTY_NAME = re.compile(r"^[A-Za-z0-9!#$%&'*+\-.^_`|~]{1,128}$")
+RESERVED_PROPERTY_NAMES = frozenset(
+    {
+        "ack", "to", "userid", "user-id", "messageid", "message-id", "correlationid", "correlation-id",
+        "contenttype", "content-type", "contentencoding", "content-encoding", "expirytimeutc",
+        "absolute-expiry-time", "locktoken", "sequencenumber", "enqueuedtime", "deliverycount",
+    }
+)
+PRINTABLE_ASCII = re.compile(r"^[\x20-\x7e]{1,128}$")
+# Bytes added per property and per message by the AMQP encoding, to stay safely under the limit.
+_PROPERTY_OVERHEAD = 8
+_MESSAGE_OVERHEAD = 128
+
+COMMON_FIELDS = frozenset(
+    {
+        "payload", "payloadBase64", "messageId", "correlationId", "contentType", "contentEncoding",
+        "ack", "ttlSeconds", "properties",
+    }
+)
+
+
+class RequestKind(Enum):
+    """Where a request came from decides how its devices are named."""
+
+    SINGLE = "single"  # HTTP, device id in the route
+    FAN_OUT = "fan-out"  # HTTP, deviceIds in the body
+    QUEUE = "queue"  # queue message, deviceId or deviceIds in the body
+
+
+@dataclass(frozen=True)
+class C2DCommand:
+    device_ids: tuple[str, ...]
+    body: bytes
+    ack: str
+    ttl_s: int
+    message_id: str | None = None
+    correlation_id: str | None = None
+    content_type: str | None = None
+    content_encoding: str | None = None
+    properties: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+
+    def to_messages(
+        self, now: datetime, new_message_id: Callable[[str], str] = lambda _device: str(uuid.uuid4())
+    ) -> list[C2DMessage]:
+        """One message per device, each with its own message id, all expiring at now + ttl."""
+        expires_at = now + timedelta(seconds=self.ttl_s)
+        return [
+            C2DMessage(
+                device_id=device_id,
+                message_id=self.message_id if self.message_id else new_message_id(device_id),
+                body=self.body,
+                ack=self.ack,
+                expires_at=expires_at,
+                correlation_id=self.correlation_id,
+                content_type=self.content_type,
+                content_encoding=self.content_encoding,
+                properties=self.properties,
+            )
+            for device_id in self.device_ids
+        ]
+
+
+def parse_json_body(raw: bytes) -> object:
+    """Decode a request body; a body that is not UTF-8 JSON is a validation failure, not a 500."""
+    if not raw:
+        raise ValidationFailed([FieldProblem("body", "required", "the request body must be a JSON object")])
+    try:
+        return json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as error:
+        raise ValidationFailed(
+            [FieldProblem("body", "json", f"the request body is not valid UTF-8 JSON ({type(error).__name__})")]
+        ) from None
+
+
+def parse_command(
+    data: object,
+    kind: RequestKind,
+    *,
+    route_device_id: str | None = None,
+    default_ttl_s: int = DEFAULT_TTL_SECONDS,
+) -> C2DCommand:
+    """Validate a decoded request. Raises `ValidationFailed` listing every problem."""
+    problems: list[FieldProblem] = []
+    if not isinstance(data, dict):
+        raise ValidationFailed([FieldProblem("body", "type", "the request body must be a JSON object")])
+
+    allowed = set(COMMON_FIELDS)
+    if kind is RequestKind.FAN_OUT:
+        allowed.add("deviceIds")
+    elif kind is RequestKind.QUEUE:
+        allowed |= {"deviceId", "deviceIds"}
+    for name in sorted(k for k in data if k not in allowed):
+        problems.append(
+            FieldProblem(str(name), "unknown-field", f"unknown field; allowed: {', '.join(sorted(allowed))}")
+        )
+
+    device_ids = _device_ids(data, kind, route_device_id, problems)
+    body, default_type, default_encoding = _payload(data, problems)
+    message_id = _optional_id(data, "messageId", problems)
+    if message_id is not None and "deviceIds" in data:
+        problems.append(
+            FieldProblem(
+                "messageId",
+                "not-with-deviceIds",
+                "a fan-out gives each device its own message id; use correlationId to group the messages",
+            )
+        )
+    correlation_id = _optional_text(data, "correlationId", problems)
+    content_type = _optional_text(data, "contentType", problems)
+    content_encoding = _optional_text(data, "contentEncoding", problems)
+    ack = _ack(data, problems)
+    ttl_s = _ttl(data, default_ttl_s, problems)
+    properties = _properties(data, problems)
+
+    if not problems:
+        size = message_size(
+            body,
+            properties,
+            max(device_ids, key=len, default=""),
+            message_id or "x" * 36,
+            correlation_id,
+            content_type or default_type,
+            content_encoding or default_encoding,
+        )
+        if size > MAX_MESSAGE_BYTES:
+            problems.append(
+                FieldProblem(
+                    "payload",
+                    "max-size",
+                    f"the message with its properties is {size} bytes; IoT Hub accepts at most {MAX_MESSAGE_BYTES}",
+                )
+            )
+    if problems:
+        raise ValidationFailed(problems)
+    return C2DCommand(
+        device_ids=device_ids,
+        body=body,
+        ack=ack,
+        ttl_s=ttl_s,
+        message_id=message_id,
+        correlation_id=correlation_id,
+        content_type=content_type or default_type,
+        content_encoding=content_encoding or default_encoding,
+        properties=MappingProxyType(dict(properties)),
+    )
+
+
+def message_size(
+    body: bytes,
+    properties: Mapping[str, str],
+    device_id: str,
+    message_id: str,
+    correlation_id: str | None,
+    content_type: str | None,
+    content_encoding: str | None,
+) -> int:
+    """Upper estimate of the encoded size IoT Hub compares with its 64 KB limit."""
+    system = [f"/devices/{device_id}/messages/devicebound", message_id, correlation_id, content_type, content_encoding]
+    size = len(body) + _MESSAGE_OVERHEAD
+    size += sum(len(v.encode()) + _PROPERTY_OVERHEAD for v in system if v)
+    size += sum(len(k.encode()) + len(v.encode()) + _PROPERTY_OVERHEAD for k, v in properties.items())
+    return size
+
+
+def _device_ids(
+    data: dict, kind: RequestKind, route_device_id: str | None, problems: list[FieldProblem]
+) -> tuple[str, ...]:
+    if kind is RequestKind.SINGLE:
+        if not _valid_id(route_device_id):
+            problems.append(_bad_id("deviceId"))
+            return ()
+        return (str(route_device_id),)
+    has_one, has_many = "deviceId" in data, "deviceIds" in data
+    if kind is RequestKind.QUEUE and has_one == has_many:
+        problems.append(FieldProblem("deviceId", "one-of", "give exactly one of deviceId and deviceIds"))
+        return ()
+    if has_one:
+        if not _valid_id(data["deviceId"]):
+            problems.append(_bad_id("deviceId"))
+            return ()
+        return (data["deviceId"],)
+    ids = data.get("deviceIds")
+    if ids is None:
+        problems.append(FieldProblem("deviceIds", "required", "deviceIds is required: a list of device ids"))
+        return ()
+    if not isinstance(ids, list) or not 1 <= len(ids) <= MAX_FAN_OUT:
+        problems.append(
+            FieldProblem("deviceIds", "count", f"deviceIds must be a list of 1 to {MAX_FAN_OUT} device ids")
+        )
+        return ()
+    valid = True
+    for index, device_id in enumerate(ids):
+        if not _valid_id(device_id):
+            problems.append(_bad_id(f"deviceIds[{index}]"))
+            valid = False
+    if not valid:
+        return ()
+    seen: set[str] = set()
+    duplicates = sorted({d for d in ids if d in seen or seen.add(d)})
+    if duplicates:
+        shown = ", ".join(duplicates[:5]) + (" ..." if len(duplicates) > 5 else "")
+        problems.append(FieldProblem("deviceIds", "unique", f"device ids must not repeat: {shown}"))
+        return ()
+    return tuple(ids)
+
+
+def _valid_id(value: object) -> bool:
+    return isinstance(value, str) and IOTHUB_ID.fullmatch(value) is not None
+
+
+def _bad_id(name: str) -> FieldProblem:
+    return FieldProblem(
+        name,
+        "iothub-id",
+        "must be 1 to 128 ASCII letters, digits or - : . + % _ # * ? ! ( ) , = @ ; $ '",
+    )
+
+
+def _payload(data: dict, problems: list[FieldProblem]) -> tuple[bytes, str | None, str | None]:
+    has_json, has_b64 = "payload" in data, "payloadBase64" in data
+    if has_json == has_b64:
+        problems.append(FieldProblem("payload", "one-of", "give exactly one of payload and payloadBase64"))
+        return b"", None, None
+    if has_b64:
+        raw = data["payloadBase64"]
+        if not isinstance(raw, str):
+            problems.append(FieldProblem("payloadBase64", "base64", "payloadBase64 must be a base64 string"))
+            return b"", None, None
+        try:
+            return base64.b64decode(raw, validate=True), "application/octet-stream", None
+        except (binascii.Error, ValueError):
+            problems.append(FieldProblem("payloadBase64", "base64", "payloadBase64 is not valid base64"))
+            return b"", None, None
+    payload = data["payload"]
+    try:
+        if isinstance(payload, str):
+            return payload.encode("utf-8"), "text/plain; charset=utf-8", "utf-8"
+        text = json.dumps(payload, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+        return text.encode("utf-8"), "application/json", "utf-8"
+    except UnicodeEncodeError:
+        problems.append(FieldProblem("payload", "utf-8", "payload contains text that is not valid Unicode"))
+    except ValueError:
+        problems.append(FieldProblem("payload", "json", "payload must be plain JSON (no NaN or Infinity)"))
+    return b"", None, None
+
+
+def _optional_id(data: dict, name: str, problems: list[FieldProblem]) -> str | None:
+    if name not in data or data[name] is None:
+        return None
+    if not _valid_id(data[name]):
+        problems.append(_bad_id(name))
+        return None
+    return data[name]
+
+
+def _optional_text(data: dict, name: str, problems: list[FieldProblem]) -> str | None:
+    if name not in data or data[name] is None:
+        return None
+    value = data[name]
+    if not isinstance(value, str) or not PRINTABLE_ASCII.fullmatch(value):
+        problems.append(FieldProblem(name, "printable-ascii", "must be 1 to 128 printable ASCII characters"))
+        return None
+    return value
+
+
+def _ack(data: dict, problems: list[FieldProblem]) -> str:
+    value = data.get("ack", "full")
+    if value not in ACK_MODES:
+        problems.append(FieldProblem("ack", "enum", f"ack must be one of {', '.join(ACK_MODES)}"))
+        return "full"
+    return value
+
+
+def _ttl(data: dict, default: int, problems: list[FieldProblem]) -> int:
+    if "ttlSeconds" not in data or data["ttlSeconds"] is None:
+        return default
+    value = data["ttlSeconds"]
+    if isinstance(value, bool) or not isinstance(value, int) or not MIN_TTL_SECONDS <= value <= MAX_TTL_SECONDS:
+        problems.append(
+            FieldProblem(
+                "ttlSeconds", "range", f"ttlSeconds must be a whole number from {MIN_TTL_SECONDS} to {MAX_TTL_SECONDS}"
+            )
+        )
+        return default
+    return value
+
+
+def _properties(data: dict, problems: list[FieldProblem]) -> dict[str, str]:
+    value = data.get("properties")
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        problems.append(FieldProblem("properties", "type", "properties must be an object of string values"))
+        return {}
+    result: dict[str, str] = {}
+    for name, item in value.items():
+        where = f"properties.{name}"
+        if not PROPERTY_NAME.fullmatch(name):
+            problems.append(
+                FieldProblem(where, "name", "property names are 1 to 128 ASCII letters, digits or !#$%&'*+-.^_`|~")
+            )
+        elif name.lower() in RESERVED_PROPERTY_NAMES or name.lower().startswith(("iothub-", "$")):
+            problems.append(
+                FieldProblem(where, "reserved", "reserved for IoT Hub system properties; use the top-level field")
+            )
+        elif not isinstance(item, str):
+            problems.append(FieldProblem(where, "type", "property values must be strings"))
+        elif not _is_unicode(item):
+            problems.append(FieldProblem(where, "utf-8", "property values must be valid Unicode text"))
+        else:
+            result[name] = item
+    return result
+
+
+def _is_unicode(value: str) -> bool:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)

@@ -1,0 +1,111 @@
+"""FeedbackProcessor's logic: drain the feedback endpoint for a bounded time, publish, then settle.
+
+Order matters for "nothing lost": a feedback message is accepted only after every outcome from
+it is published; if publishing fails it is released and IoT Hub redelivers it (duplicates from
+the retry are dropped by the topic's duplicate detection, outcome ids being deterministic).
+A message that can never be parsed is rejected (dead-lettered) and logged.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from c2d.config import FeedbackSettings
+from c2d.errors import C2DError
+from c2d.feedback import MalformedFeedback, parse_feedback
+from c2d.logs import log_event
+from c2d.outcomes import Outcome, outcome_from_feedback
+from c2d.ports import FeedbackSource, OutcomeSink, SettleableFeedback
+
+logger = logging.getLogger("c2d.feedback")
+
+
+@dataclass
+class DrainReport:
+    received: int = 0
+    accepted: int = 0
+    released: int = 0
+    rejected: int = 0
+    published: int = 0
+    stopped: str = ""
+
+
+def drain_feedback(
+    source: FeedbackSource,
+    publisher: OutcomeSink,
+    settings: FeedbackSettings,
+    clock: Callable[[], float] = time.monotonic,
+) -> DrainReport:
+    report = DrainReport()
+    deadline = clock() + settings.max_drain_s
+    while True:
+        remaining = deadline - clock()
+        if remaining <= 0:
+            report.stopped = "time-limit"
+            break
+        try:
+            batch = source.receive(settings.batch_size, min(settings.idle_wait_s, remaining))
+        except C2DError as error:
+            log_event(logger, "feedback-receive-failed", logging.ERROR, error=error.code, reason=error.message)
+            report.stopped = "receive-failed"
+            break
+        if not batch:
+            report.stopped = "drained"
+            break
+        report.received += len(batch)
+        if not _process_batch(batch, publisher, report):
+            report.stopped = "publish-failed"
+            break
+    log_event(logger, "feedback-drain", **vars(report))
+    return report
+
+
+def _process_batch(batch: list[SettleableFeedback], publisher: OutcomeSink, report: DrainReport) -> bool:
+    parsed: list[tuple[SettleableFeedback, list[Outcome]]] = []
+    for feedback in batch:
+        try:
+            outcomes = [outcome_from_feedback(record) for record in parse_feedback(feedback.body)]
+        except MalformedFeedback as error:
+            log_event(
+                logger, "feedback-malformed", logging.ERROR, reason=str(error), size=len(feedback.body),
+                head=feedback.body[:200].decode("utf-8", errors="replace"),
+            )
+            _settle(feedback.reject, "reject", str(error))
+            report.rejected += 1
+            continue
+        parsed.append((feedback, outcomes))
+
+    all_outcomes = [outcome for _, outcomes in parsed for outcome in outcomes]
+    try:
+        publisher.publish(all_outcomes)
+    except C2DError as error:
+        log_event(
+            logger, "feedback-publish-failed", logging.ERROR, error=error.code, reason=error.message,
+            feedbackMessages=len(parsed), outcomes=len(all_outcomes),
+        )
+        for feedback, _ in parsed:
+            _settle(feedback.release, "release")
+            report.released += 1
+        return False
+
+    report.published += len(all_outcomes)
+    for outcome in all_outcomes:
+        log_event(logger, "outcome", **outcome.log_fields(), description=outcome.description)
+    for feedback, _ in parsed:
+        if _settle(feedback.accept, "accept"):
+            report.accepted += 1
+    return True
+
+
+def _settle(action: Callable[..., None], name: str, *args: str) -> bool:
+    try:
+        action(*args)
+    except C2DError as error:
+        # Not fatal: an unsettled message is redelivered after its lock expires, and its
+        # outcomes, published again, are dropped as duplicates.
+        log_event(logger, "feedback-settle-failed", logging.WARNING, action=name, reason=error.message)
+        return False
+    return True

@@ -1,0 +1,120 @@
+"""Publishes outcome events to the Service Bus topic with azure-servicebus, in batches.
+
+Not an output binding: Python output bindings can set only the body, and feedback must be
+accepted only after its outcomes are known to be published.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Sequence
+
+from azure.core.exceptions import AzureError
+from azure.servicebus import ServiceBusClient, ServiceBusMessage, ServiceBusSender
+from azure.servicebus.exceptions import MessageSizeExceededError, ServiceBusAuthenticationError
+
+from c2d.config import ServiceBusSettings
+from c2d.errors import PublishFailed
+from c2d.outcomes import Outcome
+
+logger = logging.getLogger(__name__)
+
+
+def to_service_bus_message(outcome: Outcome) -> ServiceBusMessage:
+    return ServiceBusMessage(
+        body=outcome.body_json(),
+        message_id=outcome.message_id,
+        correlation_id=outcome.original_message_id,
+        subject=outcome.status,
+        content_type="application/json",
+        application_properties=outcome.application_properties,
+    )
+
+
+class OutcomePublisher:
+    """One client and topic sender per process, opened lazily, rebuilt after a failure. Thread-safe."""
+
+    def __init__(
+        self, settings: ServiceBusSettings, *, credential_factory: Callable[[], object] | None = None
+    ) -> None:
+        self._settings = settings
+        self._credential_factory = credential_factory
+        self._client: ServiceBusClient | None = None
+        self._sender: ServiceBusSender | None = None
+        self._lock = threading.Lock()
+
+    def publish(self, outcomes: Sequence[Outcome]) -> None:
+        """Publish every outcome (as few batches as fit) or raise `PublishFailed`.
+
+        A failure part-way may leave some outcomes published: publishing them again is safe,
+        the topic's duplicate detection drops them by message id.
+        """
+        if not outcomes:
+            return
+        with self._lock:
+            try:
+                self._publish_locked(outcomes)
+            except ServiceBusAuthenticationError:
+                self._reset()
+                raise PublishFailed("Service Bus refused the app's credentials") from None
+            except (AzureError, OSError) as error:
+                self._reset()
+                raise PublishFailed(f"publishing outcomes to Service Bus failed: {type(error).__name__}") from None
+
+    def _publish_locked(self, outcomes: Sequence[Outcome]) -> None:
+        sender = self._open_sender()
+        batch = sender.create_message_batch()
+        for outcome in outcomes:
+            message = to_service_bus_message(outcome)
+            try:
+                batch.add_message(message)
+            except MessageSizeExceededError:
+                if len(batch) == 0:
+                    raise
+                sender.send_messages(batch)
+                batch = sender.create_message_batch()
+                batch.add_message(message)
+        if len(batch):
+            sender.send_messages(batch)
+
+    def _open_sender(self) -> ServiceBusSender:
+        if self._sender is None:
+            settings = self._settings
+            if settings.connection_string:
+                self._client = ServiceBusClient.from_connection_string(
+                    settings.connection_string, retry_total=settings.retry_total
+                )
+            else:
+                credential = (self._credential_factory or _default_credential)()
+                self._client = ServiceBusClient(
+                    settings.namespace or "", credential, retry_total=settings.retry_total  # type: ignore[arg-type]
+                )
+            self._sender = self._client.get_topic_sender(topic_name=settings.topic)
+        return self._sender
+
+    def _reset(self) -> None:
+        sender, client = self._sender, self._client
+        self._sender = self._client = None
+        for closable in (sender, client):
+            if closable is not None:
+                try:
+                    closable.close()
+                except (AzureError, OSError) as error:
+                    logger.debug("ignoring error while closing Service Bus client: %s", type(error).__name__)
+
+    def close(self) -> None:
+        with self._lock:
+            self._reset()
+
+    def __enter__(self) -> OutcomePublisher:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+
+def _default_credential() -> object:
+    from azure.identity import DefaultAzureCredential  # imported only for managed-identity setups
+
+    return DefaultAzureCredential()
