@@ -1,0 +1,1 @@
+"""Helpers shared by the test trees (importable because pyproject puts tests/ on pythonpath)."""

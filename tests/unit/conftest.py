@@ -1,0 +1,51 @@
+"""Unit-test fixtures: real azure.functions objects in, the c2d adapters (C2DSender, OutcomePublisher,
+FeedbackReceiver) replaced by autospec mocks, so a test fails if it calls them in a way the real one
+would not accept."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from unittest.mock import Mock
+
+import pytest
+from c2d_testing.fakes import SB_CS, SERVICE_CS
+from pytest_mock import MockerFixture
+
+from c2d import clients
+from c2d.errors import C2DError
+from c2d.iothub import C2DSender
+from c2d.messages import C2DMessage, SendResult
+from c2d.servicebus import OutcomePublisher
+
+
+@pytest.fixture(autouse=True)
+def app_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("IOTHUB_HOSTNAME", "SERVICEBUS__fullyQualifiedNamespace", "C2D_DEFAULT_TTL_SECONDS", "OUTCOME_TOPIC"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("IOTHUB_CONNECTION_STRING", SERVICE_CS)
+    monkeypatch.setenv("SERVICEBUS_CONNECTION", SB_CS)
+    clients.close_all()
+
+
+@pytest.fixture
+def sender(mocker: MockerFixture) -> Mock:
+    """C2DSender double: answers each message with `sender.errors.get(device_id)` (None = sent)."""
+    mock = mocker.create_autospec(C2DSender, instance=True)
+    mock.errors: dict[str, C2DError] = {}
+
+    def send_many(messages: Sequence[C2DMessage]) -> list[SendResult]:
+        return [SendResult(m.device_id, m.message_id, mock.errors.get(m.device_id)) for m in messages]
+
+    mock.send_many.side_effect = send_many
+    mocker.patch.object(clients, "get_sender", return_value=mock)
+    return mock
+
+
+@pytest.fixture
+def publisher(mocker: MockerFixture) -> Mock:
+    """OutcomePublisher double: records published outcomes in `publisher.published`."""
+    mock = mocker.create_autospec(OutcomePublisher, instance=True)
+    mock.published = []
+    mock.publish.side_effect = lambda outcomes: mock.published.extend(outcomes)
+    mocker.patch.object(clients, "get_publisher", return_value=mock)
+    return mock

@@ -1,0 +1,146 @@
+"""FeedbackProcessor through `main` with a real azure.functions.TimerRequest; the feedback receiver and
+the publisher are replaced at the adapter boundary."""
+
+from __future__ import annotations
+
+import json
+import logging
+from unittest.mock import Mock
+
+import azure.functions as func
+import pytest
+from pytest_mock import MockerFixture
+
+import FeedbackProcessor
+from c2d import clients
+from c2d.errors import PublishFailed, Unavailable
+from c2d.iothub import FeedbackReceiver
+from c2d.outcomes import outcome_id
+
+
+def record(message_id: str, status: str = "Success", device: str = "dev-1") -> dict:
+    return {
+        "originalMessageId": message_id,
+        "deviceId": device,
+        "deviceGenerationId": "638000000000000000",
+        "statusCode": status,
+        "description": status,
+        "enqueuedTimeUtc": "2026-11-26T10:00:00.0000000Z",
+    }
+
+
+class Feedback:
+    """A feedback message as the receiver hands it out; remembers how it was settled."""
+
+    def __init__(self, body: bytes) -> None:
+        self.body = body
+        self.settled: list[str] = []
+
+    def accept(self) -> None:
+        self.settled.append("accept")
+
+    def release(self) -> None:
+        self.settled.append("release")
+
+    def reject(self, reason: str) -> None:
+        self.settled.append("reject")
+
+
+@pytest.fixture
+def receiver(mocker: MockerFixture) -> Mock:
+    mock = mocker.create_autospec(FeedbackReceiver, instance=True)
+    mock.batches = []
+    mock.receive.side_effect = lambda max_messages, timeout_s: mock.batches.pop(0) if mock.batches else []
+    mocker.patch.object(clients, "get_feedback_receiver", return_value=mock)
+    return mock
+
+
+@pytest.fixture(autouse=True)
+def fast_drain(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FEEDBACK_MAX_DRAIN_SECONDS", "5")
+    monkeypatch.setenv("FEEDBACK_IDLE_WAIT_SECONDS", "0.1")
+
+
+def run() -> None:
+    FeedbackProcessor.main(func.TimerRequest(past_due=False))
+
+
+def test_publishes_one_outcome_per_record_then_accepts(receiver, publisher) -> None:
+    first = Feedback(json.dumps([record("m1"), record("m2", "Rejected", "dev-2")]).encode())
+    second = Feedback(json.dumps([record("m3", "Expired")]).encode())
+    receiver.batches = [[first], [second]]
+    order: list[str] = []
+    publisher.publish.side_effect = lambda outcomes: (order.append("publish"), publisher.published.extend(outcomes))
+    first.accept = lambda: order.append("accept")  # type: ignore[method-assign]
+
+    run()
+
+    assert [o.original_message_id for o in publisher.published] == ["m1", "m2", "m3"]
+    assert order == ["publish", "accept", "publish"], "feedback must be accepted only after its outcomes are published"
+    assert second.settled == ["accept"]
+    rejected = publisher.published[1]
+    assert rejected.status == "Rejected" and rejected.device_id == "dev-2"
+    assert rejected.application_properties == {
+        "deviceId": "dev-2",
+        "status": "Rejected",
+        "originalMessageId": "m2",
+        "description": "Rejected",
+        "enqueuedTimeUtc": "2026-11-26T10:00:00.0000000Z",
+    }
+    assert json.loads(rejected.body_json()) == record("m2", "Rejected", "dev-2")
+
+
+def test_publish_failure_releases_and_accepts_nothing(receiver, publisher, caplog) -> None:
+    feedback = [Feedback(json.dumps([record("m1")]).encode()), Feedback(json.dumps([record("m2")]).encode())]
+    receiver.batches = [feedback, [Feedback(json.dumps([record("m3")]).encode())]]
+    publisher.publish.side_effect = PublishFailed("service bus down")
+    caplog.set_level(logging.INFO)
+
+    run()  # must not raise: the next timer run tries again
+
+    assert [f.settled for f in feedback] == [["release"], ["release"]]
+    assert receiver.receive.call_count == 1, "stop draining while Service Bus is down"
+    assert "feedback-publish-failed" in caplog.text
+
+
+def test_malformed_feedback_is_rejected_and_the_rest_processed(receiver, publisher, caplog) -> None:
+    bad = [Feedback(b"{not json"), Feedback(b'{"an":"object"}'), Feedback(b'[{"deviceId":"d"}]')]
+    good = Feedback(json.dumps([record("m1")]).encode())
+    receiver.batches = [[*bad, good]]
+
+    run()
+
+    assert [f.settled for f in bad] == [["reject"]] * 3
+    assert good.settled == ["accept"]
+    assert [o.original_message_id for o in publisher.published] == ["m1"]
+    assert caplog.text.count("feedback-malformed") == 3
+
+
+def test_receive_failure_does_not_crash(receiver, publisher) -> None:
+    receiver.receive.side_effect = Unavailable("hub unreachable")
+    run()
+    publisher.publish.assert_not_called()
+
+
+def test_drain_stops_when_the_endpoint_is_empty(receiver, publisher) -> None:
+    receiver.batches = [[Feedback(json.dumps([record("m1")]).encode())]]
+    run()
+    assert receiver.receive.call_count == 2  # one batch, then one empty receive
+
+
+def test_redelivered_feedback_gets_the_same_outcome_ids(receiver, publisher) -> None:
+    body = json.dumps([record("m1"), record("m1", "Expired")]).encode()
+    receiver.batches = [[Feedback(body)], [Feedback(body)]]
+
+    run()
+
+    ids = [o.message_id for o in publisher.published]
+    assert ids[:2] == ids[2:]
+    assert ids[0] == outcome_id("m1", "Success") != ids[1] == outcome_id("m1", "Expired")
+
+
+def test_bad_service_bus_settings_fail_before_any_feedback_is_taken(receiver, monkeypatch) -> None:
+    monkeypatch.delenv("SERVICEBUS_CONNECTION")
+    with pytest.raises(Exception, match="SERVICEBUS_CONNECTION"):
+        run()
+    receiver.receive.assert_not_called()
