@@ -121,7 +121,7 @@ def parse_command(
         allowed |= {"deviceId", "deviceIds"}
     for name in sorted(k for k in data if k not in allowed):
         problems.append(
-            FieldProblem(str(name), "unknown-field", f"unknown field; allowed: {', '.join(sorted(allowed))}")
+            FieldProblem(str(name) or '""', "unknown-field", f"unknown field; allowed: {', '.join(sorted(allowed))}")
         )
 
     device_ids = _device_ids(data, kind, route_device_id, problems)
