@@ -103,8 +103,8 @@ def _default_credential() -> object:
 
 
 def _address(settings: IoTHubSettings, path: str) -> str:
-    port = f":{settings.amqp_port}" if settings.amqp_port else ""
-    return f"amqps://{settings.hostname}{port}{path}"
+    # The port (if not 5671) travels in the auth's TLS settings, not in the link address.
+    return f"amqps://{settings.hostname}{path}"
 
 
 def _text(value: object) -> str:
@@ -159,6 +159,29 @@ def _to_amqp(message: C2DMessage) -> uamqp.Message:
     return uamqp.Message(body=message.body, properties=properties, application_properties=application_properties)
 
 
+@dataclass
+class _Outcome:
+    """What uamqp reported for one message during one attempt."""
+
+    done: bool = False
+    unsent: bool = False
+    error: C2DError | None = None
+
+    def callback(self, device_id: str) -> Callable[[object, BaseException | None], None]:
+        def on_send_complete(result: object, exception: BaseException | None) -> None:
+            self.done = True
+            if result != amqp_constants.MessageSendResult.Ok:
+                # ClientMessageError: the transfer failed inside this process, nothing reached the wire.
+                self.unsent = isinstance(exception, amqp_errors.ClientMessageError)
+                self.error = (
+                    Unavailable(f"the IoT Hub link failed before the message to {device_id} was sent")
+                    if self.unsent
+                    else error_from_disposition(exception, device_id)
+                )
+
+        return on_send_complete
+
+
 class C2DSender:
     """One AMQP connection and link to `/messages/devicebound`, opened lazily, reused, rebuilt after failure.
 
@@ -188,49 +211,50 @@ class C2DSender:
             return self._send_locked(messages)
 
     def _send_locked(self, messages: Sequence[C2DMessage]) -> list[SendResult]:
-        errors: list[C2DError | None] = [None] * len(messages)
-        done = [False] * len(messages)
+        results, nothing_left = self._attempt(messages)
+        if nothing_left and any(not r.sent for r in results):
+            # The link was found dead before any message went out (e.g. the hub dropped the idle
+            # connection): one retry on a fresh link cannot duplicate anything.
+            logger.info("IoT Hub link was dead before sending; retrying once on a new link")
+            results, _ = self._attempt(messages)
+        return results
+
+    def _attempt(self, messages: Sequence[C2DMessage]) -> tuple[list[SendResult], bool]:
+        """One pass on the current link. Returns the results and whether no message left this process."""
+        outcomes = [_Outcome() for _ in messages]
         amqp_messages = []
-        for index, message in enumerate(messages):
+        for outcome, message in zip(outcomes, messages, strict=True):
             amqp_message = _to_amqp(message)
-            amqp_message.on_send_complete = self._completion(index, message.device_id, errors, done)
+            amqp_message.on_send_complete = outcome.callback(message.device_id)
             amqp_messages.append(amqp_message)
-        client = self._open_client()
-        for amqp_message in amqp_messages:
-            client.queue_message(amqp_message)
         failure: C2DError | None = None
         try:
+            client = self._open_client()
+            for amqp_message in amqp_messages:
+                client.queue_message(amqp_message)
             client.send_all_messages(close_on_done=False)
         except amqp_errors.AuthenticationException:
             failure = Unauthorized("IoT Hub refused the app's credentials (check the policy name and key)")
         except (amqp_errors.AMQPError, OSError, RuntimeError, ValueError) as error:
             failure = Unavailable(f"IoT Hub connection failed: {type(error).__name__}")
             logger.warning("IoT Hub send link failed, it will be rebuilt: %s", type(error).__name__)
-        if failure is not None or any(not d for d in done):
-            self._reset()
-        results = []
-        for index, (message, amqp_message) in enumerate(zip(messages, amqp_messages, strict=True)):
-            error = errors[index]
-            if not done[index]:
-                if amqp_message.state == amqp_constants.MessageState.WaitingForSendAck:
-                    error = OutcomeUnknown(
-                        f"the connection to IoT Hub was lost before it confirmed the message to {message.device_id}"
-                    )
-                else:  # never left this process: safe to report as not sent
-                    error = failure or Unavailable("IoT Hub connection failed before the message was sent")
+
+        results, nothing_left = [], True
+        for outcome, message, amqp_message in zip(outcomes, messages, amqp_messages, strict=True):
+            error = outcome.error
+            in_flight = not outcome.done and amqp_message.state == amqp_constants.MessageState.WaitingForSendAck
+            if in_flight:
+                error = OutcomeUnknown(
+                    f"the connection to IoT Hub was lost before it confirmed the message to {message.device_id}"
+                )
+            elif not outcome.done:  # never left this process: safe to report as not sent
+                error = failure or Unavailable("IoT Hub connection failed before the message was sent")
+            if in_flight or (outcome.done and not outcome.unsent):
+                nothing_left = False
             results.append(SendResult(message.device_id, message.message_id, error))
-        return results
-
-    @staticmethod
-    def _completion(
-        index: int, device_id: str, errors: list[C2DError | None], done: list[bool]
-    ) -> Callable[[object, BaseException | None], None]:
-        def on_send_complete(result: object, exception: BaseException | None) -> None:
-            done[index] = True
-            if result != amqp_constants.MessageSendResult.Ok:
-                errors[index] = error_from_disposition(exception, device_id)
-
-        return on_send_complete
+        if failure is not None or any(isinstance(r.error, (Unavailable, OutcomeUnknown)) for r in results):
+            self._reset()
+        return results, nothing_left
 
     def _open_client(self) -> uamqp.SendClient:
         if self._client is None:

@@ -1,0 +1,47 @@
+"""The c2d adapters against the local emulators, over real sockets and TLS."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from c2d.config import IoTHubSettings
+from localcloud.iothub.testing import RunningEmulator, running_emulator
+
+DEVICES = [{"device_id": f"dev-{i}", "primary_key": f"ZGV2aWNlLWtleS0{i}LXRlc3QtdGVzdC10ZXN0LXRlc3Q="} for i in range(4)]
+
+
+@pytest.fixture(scope="module")
+def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningEmulator]:
+    work = tmp_path_factory.mktemp("iothub")
+    with running_emulator(work, extra_config={"devices": DEVICES}, limits={"feedback_interval_s": 0.2}) as emulator:
+        previous = os.environ.get("SSL_CERT_FILE")
+        os.environ["SSL_CERT_FILE"] = str(emulator.ca_bundle)  # trust the local CA, as a user would
+        try:
+            yield emulator
+        finally:
+            if previous is None:
+                os.environ.pop("SSL_CERT_FILE", None)
+            else:
+                os.environ["SSL_CERT_FILE"] = previous
+
+
+@pytest.fixture(autouse=True)
+def clean_hub(request: pytest.FixtureRequest) -> None:
+    if "hub" in request.fixturenames:
+        request.getfixturevalue("hub").admin.reset()
+
+
+@pytest.fixture
+def hub_settings(hub: RunningEmulator) -> IoTHubSettings:
+    return IoTHubSettings.from_connection_string(
+        hub.service_connection_string, amqp_port=hub.ports.amqp, send_timeout_s=10.0
+    )
+
+
+@pytest.fixture
+def repo_root() -> Path:
+    return Path(__file__).resolve().parents[3]
