@@ -8,8 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from c2d.config import IoTHubSettings
+from c2d.config import IoTHubSettings, ServiceBusSettings
 from localcloud.iothub.testing import RunningEmulator, running_emulator
+from localcloud.servicebus.testing import RunningEmulator as RunningServiceBus
+from localcloud.servicebus.testing import start_emulator as start_service_bus
 
 DEVICES = [{"device_id": f"dev-{i}", "primary_key": f"ZGV2aWNlLWtleS0{i}LXRlc3QtdGVzdC10ZXN0LXRlc3Q="} for i in range(4)]
 
@@ -45,3 +47,15 @@ def hub_settings(hub: RunningEmulator) -> IoTHubSettings:
 @pytest.fixture
 def repo_root() -> Path:
     return Path(__file__).resolve().parents[3]
+
+
+@pytest.fixture(scope="module")
+def bus() -> Iterator[RunningServiceBus]:
+    """The Service Bus emulator with its default entities (topic c2d-outcomes, subscriptions all/failed/succeeded)."""
+    with start_service_bus() as emulator:
+        yield emulator
+
+
+@pytest.fixture
+def bus_settings(bus: RunningServiceBus) -> ServiceBusSettings:
+    return ServiceBusSettings(topic="c2d-outcomes", connection_string=bus.connection_string, retry_total=0)
