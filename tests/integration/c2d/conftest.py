@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from c2d_testing.localcloud import trusting
 
 from c2d.config import IoTHubSettings, ServiceBusSettings
 from localcloud.iothub.testing import RunningEmulator, running_emulator
@@ -19,16 +19,11 @@ DEVICES = [{"device_id": f"dev-{i}", "primary_key": f"ZGV2aWNlLWtleS0{i}LXRlc3Qt
 @pytest.fixture(scope="module")
 def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningEmulator]:
     work = tmp_path_factory.mktemp("iothub")
-    with running_emulator(work, extra_config={"devices": DEVICES}, limits={"feedback_interval_s": 0.2}) as emulator:
-        previous = os.environ.get("SSL_CERT_FILE")
-        os.environ["SSL_CERT_FILE"] = str(emulator.ca_bundle)  # trust the local CA, as a user would
-        try:
-            yield emulator
-        finally:
-            if previous is None:
-                os.environ.pop("SSL_CERT_FILE", None)
-            else:
-                os.environ["SSL_CERT_FILE"] = previous
+    with (
+        running_emulator(work, extra_config={"devices": DEVICES}, limits={"feedback_interval_s": 0.2}) as emulator,
+        trusting(emulator.ca_bundle),  # trust the local CA, as a user would
+    ):
+        yield emulator
 
 
 @pytest.fixture(autouse=True)
