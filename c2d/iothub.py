@@ -13,6 +13,7 @@ import base64
 import hashlib
 import hmac
 import logging
+import os
 import threading
 import time
 import urllib.parse
@@ -40,6 +41,9 @@ from c2d.errors import (
 from c2d.messages import C2DMessage, SendResult
 
 logger = logging.getLogger(__name__)
+# uamqp logs every connection state change at INFO; in a Functions app that floods Application
+# Insights. Its warnings and errors still come through. C2D_SDK_LOG_LEVEL=INFO brings the rest back.
+logging.getLogger("uamqp").setLevel(os.environ.get("C2D_SDK_LOG_LEVEL", "WARNING").upper())
 
 SAS_TOKEN_LIFETIME_S = 3600
 AAD_SCOPE = "https://iothubs.azure.net/.default"
