@@ -8,7 +8,7 @@ VENV := .venv
 VPY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: help venv test unit integration e2e lint demo up down bench clean
+.PHONY: help venv test unit integration e2e lint demo up down status bench clean
 
 help:
 	@echo "make test    create the venv, install pinned requirements, run every test"
@@ -47,6 +47,21 @@ e2e: venv
 
 lint: venv
 	$(VPY) -m ruff check .
+
+demo: venv
+	$(VPY) -m localcloud demo
+
+up: venv
+	$(VPY) -m localcloud up
+
+down:
+	@if [ -x $(VPY) ]; then $(VPY) -m localcloud down; fi
+
+status: venv
+	$(VPY) -m localcloud status
+
+bench: venv
+	$(VPY) -m bench
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

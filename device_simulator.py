@@ -68,11 +68,15 @@ def show(transport: str, action: str, message_id: str | None, correlation_id: st
     )
 
 
-def run_mqtt(connection_string: str, count: int, timeout_s: float) -> int:
-    from azure.iot.device import IoTHubDeviceClient
+def run_mqtt(connection_string: str, count: int, timeout_s: float, http_proxy: str | None = None) -> int:
+    from azure.iot.device import IoTHubDeviceClient, ProxyOptions
 
     received = threading.Semaphore(0)
-    client = IoTHubDeviceClient.create_from_connection_string(connection_string)
+    proxy = None
+    if http_proxy:
+        host, _, port = http_proxy.rpartition(":")
+        proxy = ProxyOptions(proxy_type="HTTP", proxy_addr=host, proxy_port=int(port))
+    client = IoTHubDeviceClient.create_from_connection_string(connection_string, proxy_options=proxy)
 
     def on_message(message) -> None:  # completed (PUBACK) by the SDK when this returns
         show("mqtt", "completed", message.message_id, message.correlation_id,
@@ -150,10 +154,13 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--timeout", type=float, default=60.0, help="seconds to run (default 60)")
     parser.add_argument("--https-port", type=int, default=443, help="device HTTPS port (an emulator may use another)")
     parser.add_argument("--poll-interval", type=float, default=0.5, help="HTTPS polling interval in seconds")
+    parser.add_argument("--http-proxy", metavar="HOST:PORT", help="reach the hub's MQTT port through an HTTP proxy")
     args = parser.parse_args(argv)
     args.action = args.action or "complete"
     if not args.connection_string:
         parser.error("give --connection-string or set DEVICE_CONNECTION_STRING")
+    if args.http_proxy and not args.http_proxy.rpartition(":")[2].isdigit():
+        parser.error("--http-proxy must be HOST:PORT")
     if args.transport == "mqtt" and args.action != "complete":
         parser.error("MQTT devices can only complete messages; use --transport https to reject or abandon")
     return args
@@ -168,7 +175,7 @@ def main(argv: list[str]) -> int:
         return 2
     try:
         if args.transport == "mqtt":
-            return run_mqtt(args.connection_string, args.count, args.timeout)
+            return run_mqtt(args.connection_string, args.count, args.timeout, args.http_proxy)
         return run_https(creds, args.https_port, args.action, args.count, args.timeout, args.poll_interval)
     except (OSError, urllib.error.URLError) as error:
         print(f"[device] connection to {creds.hostname} failed: {type(error).__name__}: {error}", file=sys.stderr)

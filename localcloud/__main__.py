@@ -12,6 +12,7 @@ SERVICES = {
     "iothub": "localcloud.iothub.cli",
     "servicebus": "localcloud.servicebus.cli",
     "host": "localcloud.functions_host.cli",
+    "demo": "localcloud.demo",
     "up": "localcloud.stack",
     "down": "localcloud.stack",
     "status": "localcloud.stack",
