@@ -15,6 +15,7 @@ import threading
 import time
 from pathlib import Path
 
+from localcloud.outcome_reader import OutcomeReader, ReceivedOutcome
 from localcloud.stack import REPO_ROOT, LocalCloud, local_cloud, trusting, wait_until
 
 DEVICE_ID = "demo-thermostat"
@@ -60,22 +61,13 @@ def _env(cloud: LocalCloud) -> dict[str, str]:
     return {**os.environ, "SSL_CERT_FILE": str(cloud.hub.ca_bundle), "PYTHONUNBUFFERED": "1"}
 
 
-def read_outcome(cloud: LocalCloud, message_id: str, timeout_s: float = 40) -> dict:
-    from azure.servicebus import ServiceBusClient, ServiceBusReceiveMode
-
-    deadline = time.monotonic() + timeout_s
-    with ServiceBusClient.from_connection_string(cloud.bus.connection_string) as client, \
-            client.get_subscription_receiver("c2d-outcomes", "all",
-                                             receive_mode=ServiceBusReceiveMode.PEEK_LOCK) as receiver:
-        while time.monotonic() < deadline:
-            for message in receiver.receive_messages(max_message_count=10, max_wait_time=5):
-                receiver.complete_message(message)
-                if str(message.correlation_id) == message_id:
-                    props = {k.decode() if isinstance(k, bytes) else k: v.decode() if isinstance(v, bytes) else v
-                             for k, v in (message.application_properties or {}).items()}
-                    return {"message_id": str(message.message_id), "subject": message.subject,
-                            "application_properties": props, "body": json.loads(str(message))}
-    raise TimeoutError(f"no outcome for {message_id} within {timeout_s} s")
+def read_outcome(cloud: LocalCloud, message_id: str, timeout_s: float = 40) -> ReceivedOutcome:
+    reader = OutcomeReader(cloud.bus.connection_string)
+    try:
+        reader.wait_for(lambda seen: any(o.correlation_id == message_id for o in seen), timeout_s, "the outcome")
+    finally:
+        reader.close()
+    return reader.for_message(message_id)[0]
 
 
 def main(_argv: list[str]) -> int:
@@ -112,10 +104,10 @@ def main(_argv: list[str]) -> int:
 
         step(6, "FeedbackProcessor publishes the outcome; reading it from subscription c2d-outcomes/all")
         outcome = read_outcome(cloud, body["messageId"])
-        print(f"    outcome:  subject={outcome['subject']} message_id={outcome['message_id']}")
-        print(f"              application_properties={json.dumps(outcome['application_properties'])}")
-        print(f"              body={json.dumps(outcome['body'])}")
-        if outcome["subject"] != "Success":
+        print(f"    outcome:  subject={outcome.subject} message_id={outcome.message_id}")
+        print(f"              application_properties={json.dumps(outcome.properties)}")
+        print(f"              body={json.dumps(outcome.body)}")
+        if outcome.subject != "Success":
             print("demo failed: the outcome is not Success", file=sys.stderr)
             return 1
 

@@ -16,7 +16,8 @@ from azure.iot.hub import IoTHubRegistryManager
 from azure.storage.queue import QueueClient
 from c2d_testing.devices import device_https
 from c2d_testing.localcloud import FAN_OUT_DEVICES, wait_until
-from c2d_testing.outcomes import OutcomeReader
+
+from localcloud.outcome_reader import OutcomeReader
 
 pytestmark = pytest.mark.e2e
 

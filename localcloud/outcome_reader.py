@@ -1,4 +1,4 @@
-"""Reading outcome events back from the Service Bus emulator with the real azure-servicebus SDK."""
+"""Reading outcome events back from a subscription with the real azure-servicebus SDK (tests, demo, bench)."""
 
 from __future__ import annotations
 
