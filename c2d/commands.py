@@ -36,6 +36,18 @@ RESERVED_PROPERTY_NAMES = frozenset(
         "absolute-expiry-time", "locktoken", "sequencenumber", "enqueuedtime", "deliverycount",
     }
 )
+
+
+def _any_case(text: str) -> str:
+    return "".join(f"[{c.upper()}{c.lower()}]" if c.isalpha() else c for c in text)  # names hold only - besides
+
+
+#: The same rule as one regular expression (reserved names excluded, any case), for openapi.yaml.
+PROPERTY_NAME_SCHEMA_PATTERN = (
+    "^(?!" + _any_case("iothub-") + "|\\$|(?:"
+    + "|".join(_any_case(name) for name in sorted(RESERVED_PROPERTY_NAMES)) + ")$)"
+    + PROPERTY_NAME.pattern[1:]
+)
 PRINTABLE_ASCII = re.compile(r"^[\x20-\x7e]{1,128}$")
 # Bytes added per property and per message by the AMQP encoding, to stay safely under the limit.
 _PROPERTY_OVERHEAD = 8
@@ -305,6 +317,8 @@ def _ttl(data: dict, default: int, problems: list[FieldProblem]) -> int:
     if "ttlSeconds" not in data or data["ttlSeconds"] is None:
         return default
     value = data["ttlSeconds"]
+    if isinstance(value, float) and value.is_integer():  # JSON has one number type: 600.0 is 600
+        value = int(value)
     if isinstance(value, bool) or not isinstance(value, int) or not MIN_TTL_SECONDS <= value <= MAX_TTL_SECONDS:
         problems.append(
             FieldProblem(

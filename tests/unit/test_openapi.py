@@ -4,12 +4,15 @@ and real responses from the functions validate against it."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import azure.functions as func
 import jsonschema
 import pytest
 import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from openapi_spec_validator import validate
 
 import SendC2D
@@ -22,14 +25,11 @@ SCHEMAS = SPEC["components"]["schemas"]
 
 
 def resolve(schema: dict) -> dict:
-    """Inline $refs and turn OpenAPI's `nullable` into JSON Schema, for jsonschema."""
+    """Inline $refs (OpenAPI 3.1 schemas are JSON Schema), for jsonschema."""
     if isinstance(schema, dict):
         if "$ref" in schema:
             return resolve(SCHEMAS[schema["$ref"].rsplit("/", 1)[1]])
-        out = {k: resolve(v) for k, v in schema.items() if k != "nullable"}
-        if schema.get("nullable"):
-            return {"anyOf": [out, {"type": "null"}]}
-        return out
+        return {k: resolve(v) for k, v in schema.items()}
     if isinstance(schema, list):
         return [resolve(item) for item in schema]
     return schema
@@ -47,6 +47,22 @@ def test_request_fields_match_the_validator() -> None:
     assert (ttl["minimum"], ttl["maximum"]) == (config.MIN_TTL_SECONDS, config.MAX_TTL_SECONDS)
     assert SCHEMAS["FanOutRequest"]["properties"]["deviceIds"]["maxItems"] == commands.MAX_FAN_OUT
     assert SCHEMAS["IoTHubId"]["pattern"] == commands.IOTHUB_ID.pattern
+    assert SCHEMAS["PropertyName"]["pattern"] == commands.PROPERTY_NAME_SCHEMA_PATTERN
+    assert SCHEMAS["Text"]["pattern"] == "^[ -~]{1,128}$" and commands.PRINTABLE_ASCII.pattern == "^[\\x20-\\x7e]{1,128}$"
+
+
+@settings(max_examples=500, deadline=None)
+@given(name=st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=126), max_size=12)
+       | st.sampled_from(sorted(commands.RESERVED_PROPERTY_NAMES)).map(str.upper) | st.just("iothub-X"))
+def test_spec_property_name_rule_equals_the_validator(name: str) -> None:
+    spec_accepts = re.fullmatch(SCHEMAS["PropertyName"]["pattern"], name) is not None
+    try:
+        commands.parse_command({"payload": 1, "properties": {name: "v"}}, commands.RequestKind.SINGLE,
+                               route_device_id="d")
+        code_accepts = True
+    except errors.ValidationFailed:
+        code_accepts = False
+    assert spec_accepts == code_accepts
 
 
 def test_every_error_code_is_documented() -> None:
