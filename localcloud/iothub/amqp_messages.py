@@ -1,0 +1,83 @@
+"""AMQP addresses and message mapping: proton Message <-> the store's CloudMessage / FeedbackMessage."""
+
+from __future__ import annotations
+
+import json
+import re
+import urllib.parse
+
+from proton import Message, symbol, timestamp
+
+from .hub import Hub
+from .store import CloudMessage, FeedbackMessage
+
+C2D_ADDRESS = "/messages/devicebound"
+FEEDBACK_ADDRESS = "/messages/servicebound/feedback"
+CBS_ADDRESS = "$cbs"
+FEEDBACK_CONTENT_TYPE = "application/vnd.microsoft.iothub.feedback.json"
+_TO_RE = re.compile(r"^/devices/([^/]+)/messages/devicebound/?$", re.IGNORECASE)
+
+
+def normalize_address(address: str | None) -> str:
+    """`amqps://host[:port]/messages/devicebound` and `/messages/devicebound` -> `/messages/devicebound`."""
+    text = (address or "").strip()
+    if "://" in text:
+        text = "/" + text.split("://", 1)[1].partition("/")[2]
+    text = text.lower().rstrip("/")
+    if text == "/$cbs":
+        return CBS_ADDRESS
+    return text
+
+
+def text_of(value: object) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return bytes(value).decode("utf-8", "replace")
+    return str(value)
+
+
+def _body_bytes(body: object) -> bytes:
+    if body is None:
+        return b""
+    if isinstance(body, (bytes, bytearray, memoryview)):
+        return bytes(body)
+    if isinstance(body, str):
+        return body.encode()
+    if isinstance(body, list):
+        return b"".join(_body_bytes(part) for part in body)
+    return json.dumps(body, default=str).encode()
+
+
+def to_cloud_message(hub: Hub, msg: Message) -> tuple[str, CloudMessage]:
+    match = _TO_RE.match(msg.address or "")
+    device_id = urllib.parse.unquote(match.group(1)) if match else ""
+    props = {str(k): text_of(v) or "" for k, v in (msg.properties or {}).items()}
+    ack = props.pop("iothub-ack", "none").lower()
+    expiry = msg.expiry_time if msg.expiry_time and msg.expiry_time > 0 else hub.store.default_expiry()
+    return device_id, CloudMessage(
+        device_id=device_id,
+        body=_body_bytes(msg.body),
+        message_id=text_of(msg.id),
+        enqueued_at=0.0,
+        expires_at=float(expiry),
+        to=msg.address or "",
+        correlation_id=text_of(msg.correlation_id),
+        user_id=text_of(msg.user_id) or None,
+        content_type=text_of(msg.content_type) or None,
+        content_encoding=text_of(msg.content_encoding) or None,
+        ack=ack,
+        app_properties=props,
+    )
+
+
+def feedback_to_message(hub: Hub, fb: FeedbackMessage) -> Message:
+    return Message(
+        id=fb.message_id,
+        body=json.dumps(fb.records).encode(),
+        inferred=True,
+        content_type=FEEDBACK_CONTENT_TYPE,
+        user_id=hub.config.hub_name.encode(),
+        delivery_count=max(fb.delivery_count - 1, 0),
+        annotations={symbol("iothub-enqueuedtime"): timestamp(int(fb.enqueued_at * 1000))},
+    )

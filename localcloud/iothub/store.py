@@ -1,0 +1,417 @@
+"""Hub state: device registry, per-device C2D queues and the feedback queue.
+
+Pure logic, no I/O: the protocol endpoints call it from one asyncio loop (no locks needed) and
+`tick()` drives the timers (lock expiry, TTL, feedback flush). Semantics follow
+iot-hub-devguide-messages-c2d: Enqueued -> Invisible (locked) -> Completed | Dead-lettered | Enqueued.
+"""
+
+from __future__ import annotations
+
+import base64
+import math
+import os
+import time
+import uuid
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+from .config import DeviceSpec, HubConfig, Limits
+
+ACK_MODES = ("none", "positive", "negative", "full")
+
+
+class State(StrEnum):
+    ENQUEUED = "Enqueued"
+    INVISIBLE = "Invisible"
+    COMPLETED = "Completed"
+    DEAD_LETTERED = "DeadLettered"
+
+
+class SendError(Exception):
+    """A C2D send refused by the hub; `condition` is the AMQP error condition."""
+
+    def __init__(self, condition: str, description: str, http_status: int, tracking_id: str) -> None:
+        super().__init__(description)
+        self.condition = condition
+        self.description = description
+        self.http_status = http_status
+        self.tracking_id = tracking_id
+
+
+class LockError(LookupError):
+    """Unknown or expired lock token (HTTP 412 PreconditionFailed)."""
+
+
+def iso_utc(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def new_key() -> str:
+    return base64.b64encode(os.urandom(32)).decode()
+
+
+@dataclass
+class Device:
+    device_id: str
+    primary_key: str
+    secondary_key: str
+    generation_id: str = field(default_factory=lambda: str(int(time.time() * 1e6)))
+    etag: str = field(default_factory=lambda: base64.b64encode(os.urandom(6)).decode())
+    status: str = "enabled"
+
+    def keys(self) -> list[str]:
+        return [k for k in (self.primary_key, self.secondary_key) if k]
+
+
+@dataclass
+class CloudMessage:
+    device_id: str
+    body: bytes
+    message_id: str | None
+    enqueued_at: float
+    expires_at: float
+    to: str = ""
+    correlation_id: str | None = None
+    user_id: str | None = None
+    content_type: str | None = None
+    content_encoding: str | None = None
+    ack: str = "none"
+    app_properties: dict[str, str] = field(default_factory=dict)
+    state: State = State.ENQUEUED
+    delivery_count: int = 0
+    lock_token: str | None = None
+    locked_until: float | None = None  # None while INVISIBLE = held by a connection (MQTT in flight)
+
+
+@dataclass
+class FeedbackMessage:
+    message_id: str
+    records: list[dict[str, str]]
+    enqueued_at: float
+    expires_at: float
+    delivery_count: int = 0
+    lock_token: str | None = None
+    locked_until: float | None = None
+
+
+@dataclass
+class Stats:
+    sent: int = 0
+    completed: int = 0
+    rejected: int = 0
+    expired: int = 0
+    abandoned: int = 0
+    dead_lettered: int = 0
+    purged: int = 0
+    feedback_completed: int = 0
+    feedback_dead_lettered: int = 0
+    feedback_expired: int = 0
+
+
+class HubStore:
+    def __init__(self, config: HubConfig, clock: Callable[[], float] = time.time) -> None:
+        self.config = config
+        self.limits: Limits = config.limits
+        self.clock = clock
+        self.clock_offset_s = 0.0  # /admin/advance-clock: expiry and locks without waiting
+        self.devices: dict[str, Device] = {}
+        self.queues: dict[str, list[CloudMessage]] = {}
+        self.feedback: list[FeedbackMessage] = []
+        self.pending_records: list[dict[str, str]] = []
+        self.pending_since: float | None = None
+        self.stats = Stats()
+        self.throttle_per_min = config.limits.throttle_per_min
+        self._send_times: deque[float] = deque()
+        self._next_deadline = math.inf  # earliest expiry / lock end: tick() scans queues only after it
+        self.c2d_listeners: list[Callable[[str], None]] = []
+        self.feedback_listeners: list[Callable[[], None]] = []
+        self.reset()
+
+    def now(self) -> float:
+        return self.clock() + self.clock_offset_s
+
+    def advance_clock(self, seconds: float) -> None:
+        """Move the hub's clock forward (TTL, locks, feedback timers see it at the next tick)."""
+        self.clock_offset_s += seconds
+        self._next_deadline = -math.inf  # rescan on the next tick
+
+    # ---- registry -------------------------------------------------------------------------
+    def reset(self) -> None:
+        """Back to the configured devices, empty queues, no throttling."""
+        self.devices = {d.device_id: Device(d.device_id, d.primary_key, d.secondary_key) for d in self.config.devices}
+        self.queues = {d: [] for d in self.devices}
+        self.feedback.clear()
+        self.pending_records.clear()
+        self.pending_since = None
+        self.stats = Stats()
+        self.limits = self.config.limits
+        self.throttle_per_min = self.limits.throttle_per_min
+        self._send_times.clear()
+        self._next_deadline = math.inf
+        self.clock_offset_s = 0.0
+
+    def add_device(self, spec: DeviceSpec) -> Device:
+        device = Device(spec.device_id, spec.primary_key or new_key(), spec.secondary_key or new_key())
+        self.devices[spec.device_id] = device
+        self.queues[spec.device_id] = []
+        return device
+
+    def remove_device(self, device_id: str) -> bool:
+        self.queues.pop(device_id, None)
+        return self.devices.pop(device_id, None) is not None
+
+    # ---- C2D ------------------------------------------------------------------------------
+    def send(self, device_id: str, msg: CloudMessage) -> CloudMessage:
+        now = self.now()
+        tracking = uuid.uuid4().hex
+        if self.throttle_per_min > 0:
+            while self._send_times and self._send_times[0] <= now - 60:
+                self._send_times.popleft()
+            if len(self._send_times) >= self.throttle_per_min:
+                raise SendError(
+                    "com.microsoft:device-container-throttled",
+                    f"ThrottlingException: C2D send rate over {self.throttle_per_min}/min. TrackingId:{tracking}",
+                    429,
+                    tracking,
+                )
+        if device_id not in self.devices:
+            raise SendError("amqp:not-found", f"DeviceNotFound: {device_id}. TrackingId:{tracking}", 404, tracking)
+        if len(msg.body) > self.limits.max_message_bytes:
+            raise SendError(
+                "amqp:link:message-size-exceeded",
+                f"MessageTooLarge: {len(msg.body)} > {self.limits.max_message_bytes} bytes. TrackingId:{tracking}",
+                413,
+                tracking,
+            )
+        queue = self.queues[device_id]
+        if len(queue) >= self.limits.queue_depth:
+            raise SendError(
+                "amqp:resource-limit-exceeded",
+                f"DeviceMaximumQueueDepthExceeded: {self.limits.queue_depth}. TrackingId:{tracking}",
+                403,
+                tracking,
+            )
+        if self.throttle_per_min > 0:
+            self._send_times.append(now)
+        msg.device_id = device_id
+        msg.enqueued_at = now
+        if msg.message_id is None:
+            msg.message_id = str(uuid.uuid4())
+        if msg.ack not in ACK_MODES:
+            msg.ack = "none"
+        queue.append(msg)
+        self._note_deadline(msg.expires_at)
+        self.stats.sent += 1
+        for listener in self.c2d_listeners:
+            listener(device_id)
+        return msg
+
+    def default_expiry(self) -> float:
+        return self.now() + self.limits.default_ttl_s
+
+    def receive(self, device_id: str, lock_s: float | None) -> CloudMessage | None:
+        """Lock the next Enqueued message. lock_s=None: held until settled or released by the caller."""
+        self._expire_device(device_id, self.now())
+        for msg in self.queues.get(device_id, []):
+            if msg.state is State.ENQUEUED:
+                msg.state = State.INVISIBLE
+                msg.delivery_count += 1
+                msg.lock_token = str(uuid.uuid4())
+                msg.locked_until = None if lock_s is None else self.now() + lock_s
+                if msg.locked_until is not None:
+                    self._note_deadline(msg.locked_until)
+                return msg
+        return None
+
+    def _locked(self, device_id: str, lock_token: str) -> CloudMessage:
+        for msg in self.queues.get(device_id, []):
+            if msg.lock_token == lock_token and msg.state is State.INVISIBLE:
+                return msg
+        raise LockError(f"lock token {lock_token} unknown or expired")
+
+    def complete(self, device_id: str, lock_token: str) -> None:
+        msg = self._locked(device_id, lock_token)
+        self._finish(msg, State.COMPLETED, "Success", "Success")
+        self.stats.completed += 1
+
+    def reject(self, device_id: str, lock_token: str) -> None:
+        msg = self._locked(device_id, lock_token)
+        self._finish(msg, State.DEAD_LETTERED, "Rejected", "Message rejected")
+        self.stats.rejected += 1
+
+    def abandon(self, device_id: str, lock_token: str) -> None:
+        self._release(self._locked(device_id, lock_token))
+        self.stats.abandoned += 1
+
+    def _release(self, msg: CloudMessage) -> None:
+        """Back to Enqueued, or dead-lettered once maxDeliveryCount deliveries were used."""
+        if msg.delivery_count >= self.limits.max_delivery_count:
+            self._finish(msg, State.DEAD_LETTERED, "DeliveryCountExceeded", "Message delivery count exceeded")
+            return
+        msg.state = State.ENQUEUED
+        msg.lock_token = None
+        msg.locked_until = None
+        self._note_deadline(msg.expires_at)
+        for listener in self.c2d_listeners:
+            listener(msg.device_id)
+
+    def purge(self, device_id: str) -> int:
+        queue = self.queues.get(device_id, [])
+        count = len(queue)
+        for msg in list(queue):
+            self._finish(msg, State.DEAD_LETTERED, "Purged", "Message purged", dead_letter_stat=False)
+        self.stats.purged += count
+        return count
+
+    def _finish(
+        self, msg: CloudMessage, state: State, status: str, description: str, dead_letter_stat: bool = True
+    ) -> None:
+        msg.state = state
+        msg.lock_token = None
+        queue = self.queues.get(msg.device_id)
+        if queue is not None and msg in queue:
+            queue.remove(msg)
+        if state is State.DEAD_LETTERED and dead_letter_stat:
+            self.stats.dead_lettered += 1
+        wanted = {"full"} | ({"positive"} if status == "Success" else {"negative"})
+        if msg.ack in wanted:
+            self._add_record(msg, status, description)
+        for listener in self.c2d_listeners:
+            listener(msg.device_id)  # a slot freed / state changed
+
+    def _note_deadline(self, when: float) -> None:
+        self._next_deadline = min(self._next_deadline, when)
+
+    def _expire_device(self, device_id: str, now: float) -> None:
+        for msg in list(self.queues.get(device_id, [])):
+            if msg.state is State.ENQUEUED:
+                if msg.expires_at <= now:
+                    self._finish(msg, State.DEAD_LETTERED, "Expired", "Message expired")
+                    self.stats.expired += 1
+                else:
+                    self._note_deadline(msg.expires_at)
+            elif msg.state is State.INVISIBLE and msg.locked_until is not None:
+                if msg.locked_until <= now:
+                    self._release(msg)
+                else:
+                    self._note_deadline(msg.locked_until)
+
+    # ---- feedback -------------------------------------------------------------------------
+    def _add_record(self, msg: CloudMessage, status: str, description: str) -> None:
+        device = self.devices.get(msg.device_id)
+        self.pending_records.append(
+            {
+                "originalMessageId": msg.message_id or "",
+                "deviceId": msg.device_id,
+                "deviceGenerationId": device.generation_id if device else "",
+                "statusCode": status,
+                "description": description,
+                "enqueuedTimeUtc": iso_utc(self.now()),
+            }
+        )
+        if self.pending_since is None:
+            self.pending_since = self.now()
+        if len(self.pending_records) >= self.limits.feedback_batch_size:
+            self.flush_feedback()
+
+    def flush_feedback(self) -> None:
+        size = self.limits.feedback_batch_size
+        now = self.now()
+        while self.pending_records:
+            batch, self.pending_records = self.pending_records[:size], self.pending_records[size:]
+            self.feedback.append(FeedbackMessage(str(uuid.uuid4()), batch, now, now + self.limits.feedback_ttl_s))
+        self.pending_since = None
+        for listener in self.feedback_listeners:
+            listener()
+
+    def receive_feedback(self, lock_s: float | None = None) -> FeedbackMessage | None:
+        now = self.now()
+        self._expire_feedback(now)
+        for fb in self.feedback:
+            if fb.lock_token is None:
+                fb.delivery_count += 1
+                fb.lock_token = str(uuid.uuid4())
+                fb.locked_until = now + (self.limits.feedback_lock_s if lock_s is None else lock_s)
+                return fb
+        return None
+
+    def _locked_feedback(self, lock_token: str) -> FeedbackMessage:
+        for fb in self.feedback:
+            if fb.lock_token == lock_token:
+                return fb
+        raise LockError(f"feedback lock token {lock_token} unknown or expired")
+
+    def feedback_complete(self, lock_token: str) -> None:
+        self.feedback.remove(self._locked_feedback(lock_token))
+        self.stats.feedback_completed += 1
+
+    def feedback_dead_letter(self, lock_token: str) -> None:
+        self.feedback.remove(self._locked_feedback(lock_token))
+        self.stats.feedback_dead_lettered += 1
+
+    def feedback_abandon(self, lock_token: str) -> None:
+        self._release_feedback(self._locked_feedback(lock_token))
+
+    def _release_feedback(self, fb: FeedbackMessage) -> None:
+        if fb.delivery_count >= self.limits.feedback_max_delivery_count:
+            self.feedback.remove(fb)
+            self.stats.feedback_dead_lettered += 1
+            return
+        fb.lock_token = None
+        fb.locked_until = None
+        for listener in self.feedback_listeners:
+            listener()
+
+    def _expire_feedback(self, now: float) -> None:
+        for fb in list(self.feedback):
+            if fb.lock_token is not None and fb.locked_until is not None and fb.locked_until <= now:
+                self._release_feedback(fb)
+            elif fb.lock_token is None and fb.expires_at <= now:
+                self.feedback.remove(fb)
+                self.stats.feedback_expired += 1
+
+    # ---- timers ---------------------------------------------------------------------------
+    def tick(self) -> None:
+        now = self.now()
+        if now >= self._next_deadline:
+            self._next_deadline = math.inf
+            for device_id in list(self.queues):
+                self._expire_device(device_id, now)
+        self._expire_feedback(now)
+        if self.pending_since is not None and now - self.pending_since >= self.limits.feedback_interval_s:
+            self.flush_feedback()
+
+    def snapshot(self) -> dict[str, Any]:
+        """Queues and feedback for /admin/state (bodies left out)."""
+        return {
+            "hub_name": self.config.hub_name,
+            "throttle_per_min": self.throttle_per_min,
+            "devices": {
+                device_id: [
+                    {
+                        "messageId": m.message_id,
+                        "state": m.state.value,
+                        "deliveryCount": m.delivery_count,
+                        "ack": m.ack,
+                        "expiresAt": iso_utc(m.expires_at),
+                    }
+                    for m in queue
+                ]
+                for device_id, queue in self.queues.items()
+            },
+            "feedback": [
+                {
+                    "messageId": f.message_id,
+                    "locked": f.lock_token is not None,
+                    "deliveryCount": f.delivery_count,
+                    "records": f.records,
+                }
+                for f in self.feedback
+            ],
+            "pending_feedback_records": list(self.pending_records),
+            "stats": vars(self.stats).copy(),
+        }
