@@ -7,11 +7,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from c2d.commands import RequestKind, parse_command, parse_json_body, utc_now
+from c2d.commands import C2DCommand, RequestKind, parse_command, parse_json_body, utc_now
 from c2d.config import SendSettings
 from c2d.errors import C2DError, ConfigurationError, HubLevelError, ValidationFailed
 from c2d.logs import log_event
-from c2d.messages import SendResult
+from c2d.messages import C2DMessage, SendResult
 from c2d.ports import MessageSender
 from c2d.sending import send_command
 
@@ -42,6 +42,29 @@ def _iso(moment: datetime | None) -> str | None:
     return moment.isoformat(timespec="seconds").replace("+00:00", "Z") if moment else None
 
 
+def _send(
+    kind: RequestKind,
+    device_id: str | None,
+    raw_body: bytes,
+    get_sender: Callable[[], MessageSender],
+    get_settings: Callable[[], SendSettings],
+    now: Callable[[], datetime],
+) -> tuple[C2DCommand, list[C2DMessage], list[SendResult]] | ApiResponse:
+    """Settings, validation, then the send; an early answer when one of the first two fails."""
+    try:
+        settings = get_settings()
+        command = parse_command(
+            parse_json_body(raw_body), kind, route_device_id=device_id, default_ttl_s=settings.default_ttl_s
+        )
+        sender = get_sender()
+    except ConfigurationError as error:
+        return _misconfigured(error)
+    except ValidationFailed as error:
+        return error_response(error)
+    messages, results = send_command(command, sender, now())
+    return command, messages, results
+
+
 def send_to_device(
     device_id: str,
     raw_body: bytes,
@@ -50,25 +73,12 @@ def send_to_device(
     now: Callable[[], datetime] = utc_now,
 ) -> ApiResponse:
     """POST /api/devices/{deviceId}/messages -> 202, or the error's status."""
-    try:
-        settings = get_settings()
-    except ConfigurationError as error:
-        return _misconfigured(error)
-    try:
-        command = parse_command(
-            parse_json_body(raw_body), RequestKind.SINGLE, route_device_id=device_id,
-            default_ttl_s=settings.default_ttl_s,
-        )
-    except ValidationFailed as error:
-        return error_response(error)
-    try:
-        sender = get_sender()
-    except ConfigurationError as error:
-        return _misconfigured(error)
-    messages, (result,) = send_command(command, sender, now())
+    sent = _send(RequestKind.SINGLE, device_id, raw_body, get_sender, get_settings, now)
+    if isinstance(sent, ApiResponse):
+        return sent
+    _, (message,), (result,) = sent
     if result.error is not None:
         return error_response(result.error)
-    message = messages[0]
     body: dict[str, object] = {
         "messageId": message.message_id,
         "deviceId": message.device_id,
@@ -87,21 +97,10 @@ def send_to_devices(
     now: Callable[[], datetime] = utc_now,
 ) -> ApiResponse:
     """POST /api/messages (fan-out) -> 207 with one result per device, in request order."""
-    try:
-        settings = get_settings()
-    except ConfigurationError as error:
-        return _misconfigured(error)
-    try:
-        command = parse_command(
-            parse_json_body(raw_body), RequestKind.FAN_OUT, default_ttl_s=settings.default_ttl_s
-        )
-    except ValidationFailed as error:
-        return error_response(error)
-    try:
-        sender = get_sender()
-    except ConfigurationError as error:
-        return _misconfigured(error)
-    messages, results = send_command(command, sender, now())
+    sent = _send(RequestKind.FAN_OUT, None, raw_body, get_sender, get_settings, now)
+    if isinstance(sent, ApiResponse):
+        return sent
+    command, messages, results = sent
     # When nothing got through because IoT Hub itself is out of reach, say so with its status.
     if results and all(isinstance(r.error, HubLevelError) for r in results):
         return error_response(results[0].error)  # type: ignore[arg-type]

@@ -20,6 +20,7 @@ import urllib.parse
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Self
 
 import uamqp
 from azure.core.credentials import AccessToken
@@ -186,20 +187,53 @@ class _Outcome:
         return on_send_complete
 
 
-class C2DSender:
-    """One AMQP connection and link to `/messages/devicebound`, opened lazily, reused, rebuilt after failure.
+class _Link:
+    """One uamqp client, opened on first use, reused, closed and forgotten after a failure.
 
-    Thread-safe: the Functions worker runs sync invocations on a thread pool, so sends are serialized
-    on the one link (each call is still pipelined).
+    Thread-safe: the Functions worker runs sync invocations on a thread pool, so the subclasses
+    serialize their use of the one link under `_lock`.
     """
+
+    def __init__(self, settings: IoTHubSettings, credential_factory: Callable[[], object] | None) -> None:
+        self._settings = settings
+        self._credential_factory = credential_factory
+        self._client: uamqp.AMQPClient | None = None
+        self._lock = threading.Lock()
+
+    def _new_client(self) -> uamqp.AMQPClient:
+        raise NotImplementedError
+
+    def _open_client(self) -> uamqp.AMQPClient:
+        if self._client is None:
+            self._client = self._new_client()
+        return self._client
+
+    def _reset(self) -> None:
+        client, self._client = self._client, None
+        if client is not None:
+            try:
+                client.close()
+            except (amqp_errors.AMQPError, OSError, RuntimeError) as error:
+                logger.debug("ignoring error while closing a broken IoT Hub link: %s", type(error).__name__)
+
+    def close(self) -> None:
+        with self._lock:
+            self._reset()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+
+class C2DSender(_Link):
+    """One AMQP connection and link to `/messages/devicebound`; sends are serialized on it, each call pipelined."""
 
     def __init__(
         self, settings: IoTHubSettings, *, credential_factory: Callable[[], object] | None = None
     ) -> None:
-        self._settings = settings
-        self._credential_factory = credential_factory
-        self._client: uamqp.SendClient | None = None
-        self._lock = threading.Lock()
+        super().__init__(settings, credential_factory)
 
     def send(self, message: C2DMessage) -> None:
         """Send one message; raises its typed `C2DError` on failure."""
@@ -260,35 +294,16 @@ class C2DSender:
             self._reset()
         return results, nothing_left
 
-    def _open_client(self) -> uamqp.SendClient:
-        if self._client is None:
-            self._client = uamqp.SendClient(
-                target=_address(self._settings, "/messages/devicebound"),
-                auth=_auth(self._settings, self._credential_factory),
-                error_policy=amqp_errors.ErrorPolicy(max_retries=0),
-                msg_timeout=int(self._settings.send_timeout_s * 1000),
-                keep_alive_interval=120,
-                client_name=f"c2d-functions-{uuid.uuid4()}",
-            )
-        return self._client
+    def _new_client(self) -> uamqp.SendClient:
+        return uamqp.SendClient(
+            target=_address(self._settings, "/messages/devicebound"),
+            auth=_auth(self._settings, self._credential_factory),
+            error_policy=amqp_errors.ErrorPolicy(max_retries=0),
+            msg_timeout=int(self._settings.send_timeout_s * 1000),
+            keep_alive_interval=120,
+            client_name=f"c2d-functions-{uuid.uuid4()}",
+        )
 
-    def _reset(self) -> None:
-        client, self._client = self._client, None
-        if client is not None:
-            try:
-                client.close()
-            except (amqp_errors.AMQPError, OSError, RuntimeError) as error:
-                logger.debug("ignoring error while closing a broken IoT Hub link: %s", type(error).__name__)
-
-    def close(self) -> None:
-        with self._lock:
-            self._reset()
-
-    def __enter__(self) -> C2DSender:
-        return self
-
-    def __exit__(self, *_exc: object) -> None:
-        self.close()
 
 
 @dataclass
@@ -322,7 +337,7 @@ class FeedbackMessage:
             raise Unavailable(f"could not {action} feedback: {type(error).__name__}") from None
 
 
-class FeedbackReceiver:
+class FeedbackReceiver(_Link):
     """Receiver on `/messages/servicebound/feedback` with explicit settlement (peek-lock)."""
 
     def __init__(
@@ -332,11 +347,8 @@ class FeedbackReceiver:
         prefetch: int = 16,
         credential_factory: Callable[[], object] | None = None,
     ) -> None:
-        self._settings = settings
+        super().__init__(settings, credential_factory)
         self._prefetch = prefetch
-        self._credential_factory = credential_factory
-        self._client: uamqp.ReceiveClient | None = None
-        self._lock = threading.Lock()
 
     def receive(self, max_messages: int, timeout_s: float) -> list[FeedbackMessage]:
         """Up to `max_messages` feedback messages; [] if none arrived within `timeout_s`.
@@ -365,34 +377,17 @@ class FeedbackReceiver:
         enqueued_ms = int(enqueued.timestamp() * 1000) if hasattr(enqueued, "timestamp") else enqueued
         return FeedbackMessage(body=body, enqueued_time_ms=enqueued_ms, _amqp=message)
 
-    def _open_client(self) -> uamqp.ReceiveClient:
-        if self._client is None:
-            self._client = uamqp.ReceiveClient(
-                source=_address(self._settings, "/messages/servicebound/feedback"),
-                auth=_auth(self._settings, self._credential_factory),
-                prefetch=self._prefetch,
-                auto_complete=False,
-                receive_settle_mode=amqp_constants.ReceiverSettleMode.PeekLock,
-                error_policy=amqp_errors.ErrorPolicy(max_retries=0),
-                keep_alive_interval=120,
-                client_name=f"c2d-feedback-{uuid.uuid4()}",
-            )
-        return self._client
+    def _new_client(self) -> uamqp.ReceiveClient:
+        # auto_complete=False: uamqp would otherwise accept each message on arrival, and release or
+        # reject would do nothing.
+        return uamqp.ReceiveClient(
+            source=_address(self._settings, "/messages/servicebound/feedback"),
+            auth=_auth(self._settings, self._credential_factory),
+            prefetch=self._prefetch,
+            auto_complete=False,
+            receive_settle_mode=amqp_constants.ReceiverSettleMode.PeekLock,
+            error_policy=amqp_errors.ErrorPolicy(max_retries=0),
+            keep_alive_interval=120,
+            client_name=f"c2d-feedback-{uuid.uuid4()}",
+        )
 
-    def _reset(self) -> None:
-        client, self._client = self._client, None
-        if client is not None:
-            try:
-                client.close()
-            except (amqp_errors.AMQPError, OSError, RuntimeError) as error:
-                logger.debug("ignoring error while closing a broken feedback link: %s", type(error).__name__)
-
-    def close(self) -> None:
-        with self._lock:
-            self._reset()
-
-    def __enter__(self) -> FeedbackReceiver:
-        return self
-
-    def __exit__(self, *_exc: object) -> None:
-        self.close()
