@@ -5,6 +5,7 @@ GET  /entities                             counts per queue / subscription (incl
 GET  /entities/{path}/messages             messages held by a queue, subscription or DLQ
 POST /faults/drop-connections              abort every open AMQP socket -> {"dropped": n}
 POST /faults/refuse-connections            body {"seconds": s}: refuse new AMQP sockets for s seconds
+POST /faults/send-delay                    body {"ms": n}: settle each incoming send n ms late (a round trip)
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ class AdminApi:
         app.router.add_get("/entities/{path:.+}/messages", self._messages)
         app.router.add_post("/faults/drop-connections", self._drop)
         app.router.add_post("/faults/refuse-connections", self._refuse)
+        app.router.add_post("/faults/send-delay", self._send_delay)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, host, port)
@@ -89,6 +91,16 @@ class AdminApi:
         return web.json_response({"refusingForSeconds": seconds})
 
 
+    async def _send_delay(self, request: web.Request) -> web.Response:
+        try:
+            body = await request.json()
+            milliseconds = float(body["ms"])
+        except (ValueError, KeyError, TypeError):
+            return web.json_response({"error": 'body must be {"ms": <number>}'}, status=400)
+        self.emulator.broker.send_delay_s = max(0.0, milliseconds) / 1000
+        return web.json_response({"sendDelayMs": milliseconds})
+
+
 class AdminClient:
     """Blocking client for the admin API (tests, scripts)."""
 
@@ -118,3 +130,7 @@ class AdminClient:
 
     def refuse_connections(self, seconds: float) -> None:
         self._call("POST", "/faults/refuse-connections", {"seconds": seconds})
+
+    def send_delay(self, milliseconds: float) -> None:
+        """Settle every incoming send after this delay, like a network round trip (benchmarks)."""
+        self._call("POST", "/faults/send-delay", {"ms": milliseconds})

@@ -79,6 +79,8 @@ class Broker:
         self._pump_scheduled = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self._rr: dict[str, int] = {}
+        #: Seconds before an incoming send is settled: a network round trip, for benchmarks.
+        self.send_delay_s = 0.0
 
     def bind_loop(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
@@ -261,18 +263,26 @@ class Broker:
         delivery.settle()
 
     def _on_send(self, conn: EngineConnection, path: str, delivery: Delivery, payload: bytes) -> None:
+        condition: Condition | None = None
         try:
             messages = self._parse_transfer(payload)
             self.namespace.send(path, messages, self.clock())
             self.namespace.commit()
         except MessageTooLarge as exc:
-            self._settle_incoming(delivery, Condition("amqp:link:message-size-exceeded", str(exc)))
+            condition = Condition("amqp:link:message-size-exceeded", str(exc))
         except EntityNotFound as exc:
-            self._settle_incoming(delivery, Condition("amqp:not-found", str(exc)))
+            condition = Condition("amqp:not-found", str(exc))
         except MessageFormatError as exc:
-            self._settle_incoming(delivery, Condition("amqp:decode-error", str(exc)))
+            condition = Condition("amqp:decode-error", str(exc))
+        if self.send_delay_s > 0 and self._loop is not None:
+            self._loop.call_later(self.send_delay_s, self._settle_later, conn, delivery, condition)
         else:
-            self._settle_incoming(delivery)
+            self._settle_incoming(delivery, condition)
+
+    def _settle_later(self, conn: EngineConnection, delivery: Delivery, condition: Condition | None) -> None:
+        if not conn.closed:
+            self._settle_incoming(delivery, condition)
+            conn.flush()
 
     @staticmethod
     def _parse_transfer(payload: bytes) -> list[IncomingMessage]:
