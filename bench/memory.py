@@ -45,10 +45,14 @@ def _measure(work_dir: Path, devices: int, rounds: int, label: str, settings: di
     after_first, after_last = samples[devices], samples[devices * rounds]
     growth = 100 * (after_last - after_first) / after_first
     curve = {str(k): round(v / 1024, 1) for k, v in samples.items()}
+    warm = samples[devices * 5]
+    steady = 100 * (after_last - warm) / warm
     return [
         Figure("memory", f"RSS after {devices:,} sends ({label})", after_first / 1024, "MiB"),
         Figure("memory", f"RSS after {devices * rounds:,} sends ({label})", after_last / 1024, "MiB",
                detail={"rss_mib_by_sends": curve}),
         Figure("memory", f"growth ({label})", growth, "%", f"< {GOAL_PERCENT:g} %", growth < GOAL_PERCENT,
                {"rss_mib_by_sends": curve}),
+        Figure("memory", f"growth {5 * devices:,} -> {devices * rounds:,} sends ({label})", steady, "%",
+               detail={"note": "after warm-up: a leak would keep growing here"}),
     ]
