@@ -87,10 +87,10 @@ def _auth(
         return uamqp.authentication.JWTTokenAuth(
             audience=AAD_SCOPE, uri=uri, get_token=get_token, token_type=b"bearer", port=settings.amqp_port
         )
-    assert settings.policy_name is not None and settings.key is not None
+    policy_name, key = settings.policy_name or "", settings.key or ""
 
     def get_sas() -> AccessToken:
-        return sas_token(settings.hostname, settings.policy_name or "", settings.key or "")
+        return sas_token(settings.hostname, policy_name, key)
 
     return uamqp.authentication.JWTTokenAuth(
         audience=uri,
@@ -129,10 +129,6 @@ def error_from_disposition(exception: BaseException | None, device_id: str) -> C
         tracking = info.get(TRACKING_ID) or info.get(TRACKING_ID.decode())
         error_type = _CONDITIONS.get(condition)
         if error_type is None:
-            if isinstance(exception, amqp_errors.ClientMessageError):
-                return OutcomeUnknown(
-                    f"no disposition from IoT Hub for the message to {device_id}: {description or condition}"
-                )
             return Rejected(
                 f"IoT Hub rejected the message to {device_id}: {condition} {description}".strip(),
                 tracking_id=_text(tracking) if tracking else None,
@@ -250,7 +246,7 @@ class C2DSender(_Link):
 
     def _send_locked(self, messages: Sequence[C2DMessage]) -> list[SendResult]:
         results, nothing_left = self._attempt(messages)
-        if nothing_left and any(not r.sent for r in results):
+        if nothing_left and any(isinstance(r.error, Unavailable) for r in results):
             # The link was found dead before any message went out (e.g. the hub dropped the idle
             # connection): one retry on a fresh link cannot duplicate anything.
             logger.info("IoT Hub link was dead before sending; retrying once on a new link")
@@ -303,7 +299,6 @@ class C2DSender(_Link):
             keep_alive_interval=120,
             client_name=f"c2d-functions-{uuid.uuid4()}",
         )
-
 
 
 @dataclass
