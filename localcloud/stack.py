@@ -91,23 +91,29 @@ class LocalCloud:
     bus: Bus
     storage: Azurite
     host: RunningHost
+    max_delivery_count: int = 10
 
     def post(self, path: str, body: object, *, key: str | None = FUNCTION_KEY) -> tuple[int, dict[str, str], Any]:
         """POST JSON to the local host; returns (status, headers, decoded JSON body)."""
-        import urllib.error
-        import urllib.request
+        return post_json(self.host.base_url, path, body, key)
 
-        raw = body if isinstance(body, bytes) else json.dumps(body).encode()
-        headers = {"Content-Type": "application/json"}
-        if key:
-            headers["x-functions-key"] = key
-        request = urllib.request.Request(self.host.base_url + path, data=raw, method="POST", headers=headers)
-        try:
-            with urllib.request.urlopen(request, timeout=60) as response:
-                return response.status, dict(response.headers), json.loads(response.read() or b"{}")
-        except urllib.error.HTTPError as error:
-            payload = error.read()
-            return error.code, dict(error.headers), json.loads(payload) if payload else {}
+
+def post_json(base_url: str, path: str, body: object, key: str | None) -> tuple[int, dict[str, str], Any]:
+    """POST JSON to a Functions host with a function key; returns (status, headers, decoded JSON body)."""
+    import urllib.error
+    import urllib.request
+
+    raw = body if isinstance(body, bytes) else json.dumps(body).encode()
+    headers = {"Content-Type": "application/json"}
+    if key:
+        headers["x-functions-key"] = key
+    request = urllib.request.Request(base_url + path, data=raw, method="POST", headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return response.status, dict(response.headers), json.loads(response.read() or b"{}")
+    except urllib.error.HTTPError as error:
+        payload = error.read()
+        return error.code, dict(error.headers), json.loads(payload) if payload else {}
 
 
 @contextlib.contextmanager
@@ -134,7 +140,7 @@ def local_cloud(
             extra=settings,
         )
         with start_host(app_root, values, master_key=MASTER_KEY) as host:
-            yield LocalCloud(hub, bus, storage, host)
+            yield LocalCloud(hub, bus, storage, host, (hub_limits or {}).get("max_delivery_count", 10))
 
 
 @contextlib.contextmanager

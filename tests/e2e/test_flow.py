@@ -41,8 +41,9 @@ def status_of(outcomes: OutcomeReader, message_id: str, timeout_s: float = 40) -
 
 def test_http_send_device_completes_success_outcome(cloud, outcomes) -> None:
     received: list = []
+    proxy = cloud.hub.device_proxy_options()
     device = IoTHubDeviceClient.create_from_connection_string(
-        cloud.hub.device_connection_string("mqtt-1"), proxy_options=ProxyOptions(**cloud.hub.device_proxy_options())
+        cloud.hub.device_connection_string("mqtt-1"), proxy_options=ProxyOptions(**proxy) if proxy else None
     )
     device.on_message_received = received.append
     device.connect()
@@ -67,6 +68,8 @@ def test_http_send_device_completes_success_outcome(cloud, outcomes) -> None:
 
 
 def test_ttl_expiry_with_no_device_online(cloud, outcomes) -> None:
+    if cloud.hub.admin is None:
+        pytest.skip("needs the emulator's clock: a real hub would take the full 60 s TTL and then some")
     status, _, body = cloud.post("/api/devices/expire-1/messages", {"payload": "late", "ttlSeconds": 60})
     assert status == 202
     cloud.hub.admin.advance_clock(61)
@@ -77,7 +80,7 @@ def test_https_device_rejects_and_abandons(cloud, outcomes) -> None:
     _, _, rejected = cloud.post("/api/devices/https-1/messages", {"payload": 1, "ack": "negative"})
     _, _, abandoned = cloud.post("/api/devices/https-2/messages", {"payload": 2, "ack": "negative"})
     assert device_https(cloud.hub, "https-1", "reject") == 0
-    assert device_https(cloud.hub, "https-2", "abandon", count=2) == 0  # maxDeliveryCount is 2 in this hub
+    assert device_https(cloud.hub, "https-2", "abandon", count=cloud.max_delivery_count) == 0
 
     assert status_of(outcomes, rejected["messageId"]) == "Rejected"
     assert status_of(outcomes, abandoned["messageId"]) == "DeliveryCountExceeded"
@@ -91,7 +94,7 @@ def test_purge_gives_purged(cloud, outcomes) -> None:
 
 
 def test_unknown_device_and_invalid_body_send_nothing(cloud, outcomes) -> None:
-    before = cloud.hub.admin.state()["stats"]["sent"]
+    before = cloud.hub.admin.state()["stats"]["sent"] if cloud.hub.admin else None
     status, _, body = cloud.post("/api/devices/ghost/messages", {"payload": 1})
     assert status == 404 and body["error"]["code"] == "DeviceNotFound"
     status, _, body = cloud.post("/api/devices/https-3/messages", {"payload": 1, "ttlSeconds": 5, "colour": "red"})
@@ -99,7 +102,8 @@ def test_unknown_device_and_invalid_body_send_nothing(cloud, outcomes) -> None:
     assert {d["field"] for d in body["error"]["details"]} == {"ttlSeconds", "colour"}
     status, _, _ = cloud.post("/api/devices/https-3/messages", {"payload": 1}, key=None)
     assert status == 401
-    assert cloud.hub.admin.state()["stats"]["sent"] == before
+    if cloud.hub.admin:
+        assert cloud.hub.admin.state()["stats"]["sent"] == before
     outcomes.poll(3.0)
     assert outcomes.seen == [], "no outcome for a message that was never sent"
 
@@ -120,8 +124,7 @@ def test_queue_triggered_send_success_and_send_failed(cloud, outcomes) -> None:
     enqueue(client, '{"deviceId": "queue-1", "payload": {"via": "queue"}, "correlationId": "q-job"}')
     enqueue(client, '{"deviceId": "ghost-device", "payload": 1, "messageId": "ghost-msg-1"}')
 
-    wait_until(lambda: cloud.hub.admin.state()["devices"]["queue-1"], 40, "the queued message to reach the hub")
-    assert device_https(cloud.hub, "queue-1") == 0
+    assert device_https(cloud.hub, "queue-1", timeout_s=60) == 0, "the queued message never reached the device"
     outcomes.wait_for(lambda seen: {o.subject for o in seen} >= {"Success", "SendFailed"}, 60, "both outcomes")
     failed = next(o for o in outcomes.seen if o.subject == "SendFailed")
     assert failed.correlation_id == "ghost-msg-1" and failed.properties["deviceId"] == "ghost-device"
@@ -154,6 +157,8 @@ def test_fan_out_to_200_devices_every_outcome_once(cloud, outcomes) -> None:
 
 
 def test_service_bus_outage_loses_nothing(cloud, outcomes) -> None:
+    if cloud.bus.admin is None:
+        pytest.skip("needs the Service Bus emulator's fault injection")
     ids = []
     for _ in range(5):
         status, _, body = cloud.post("/api/devices/outage-1/messages", {"payload": "x", "ack": "positive"})
