@@ -9,10 +9,14 @@ import json
 import os
 import signal
 import sys
+import traceback
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from localcloud.functions_host.app import AppError
 from localcloud.functions_host.host import FunctionsHost, HostOptions
+from localcloud.functions_host.logs import HostLog
 from localcloud.functions_host.rpc import WorkerError
 
 
@@ -73,10 +77,31 @@ async def _watch_parent(pid: int, stop: asyncio.Event) -> None:
         await asyncio.sleep(1.0)
 
 
+LoopErrorHandler = Callable[[asyncio.AbstractEventLoop, dict[str, Any]], None]
+
+
+def _loop_error_handler(log: HostLog, stop: asyncio.Event) -> LoopErrorHandler:
+    """Route errors nobody awaited into the host log, with their traceback, as the real host does.
+
+    Once stopping, a cancellation is expected (gRPC cancels the calls still open) and not worth a line."""
+
+    def handle(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        exc = context.get("exception")
+        if stop.is_set() and isinstance(exc, asyncio.CancelledError):
+            return
+        text = str(context.get("message") or "unhandled error in the host's event loop")
+        if isinstance(exc, BaseException):
+            text += "\n" + "".join(traceback.format_exception(exc)).rstrip()
+        log.write(f"Host error: {text}")
+
+    return handle
+
+
 async def _run(options: HostOptions, parent_pid: int | None) -> int:
     host = FunctionsHost(options)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
+    loop.set_exception_handler(_loop_error_handler(host.log, stop))
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     watcher = asyncio.create_task(_watch_parent(parent_pid, stop)) if parent_pid else None
@@ -84,6 +109,7 @@ async def _run(options: HostOptions, parent_pid: int | None) -> int:
         await host.start()
         await stop.wait()
     finally:
+        stop.set()
         if watcher is not None:
             watcher.cancel()
         await host.stop()
@@ -115,7 +141,9 @@ def main(argv: list[str]) -> int:
             ready_file=args.ready_file,
             verbose=args.verbose,
         )
-        return asyncio.run(_run(options, args.parent_pid))
+        code = asyncio.run(_run(options, args.parent_pid))
+        HostLog().write("Host stopped.")  # after the loop closed, so it is the last line of a clean stop
+        return code
     except (AppError, WorkerError) as exc:
         print(f"host: {exc}", file=sys.stderr, flush=True)
         return 1

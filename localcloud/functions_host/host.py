@@ -313,4 +313,3 @@ class FunctionsHost:
             await self._runner.cleanup()
         if self._channel is not None:
             await self._channel.stop()
-        self.log.write("Host stopped.")

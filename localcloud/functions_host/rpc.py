@@ -63,6 +63,7 @@ class WorkerChannel:
         self._pending: dict[str, asyncio.Future[Any]] = {}
         self._closed = False
         self._watcher: asyncio.Task[None] | None = None
+        self._stream_closed = asyncio.Event()
         self.worker_id = str(uuid.uuid4())
         self.exited: asyncio.Event = asyncio.Event()
 
@@ -85,6 +86,7 @@ class WorkerChannel:
         finally:
             writer.cancel()
             self._fail_pending(WorkerError("worker event stream closed"))
+            self._stream_closed.set()
 
     async def _write_loop(self, context: grpc.aio.ServicerContext) -> None:
         while True:
@@ -238,8 +240,13 @@ class WorkerChannel:
                 await self._process.wait()
         if self._watcher is not None:
             await self._watcher  # sets `exited` and fails what was still pending
+        if self._connected is not None and self._connected.done():
+            # Let the EventStream handler see the worker's end of the stream before the server goes:
+            # stopping the server under a live call cancels it inside gRPC, which prints a traceback.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stream_closed.wait(), grace)
         if self._server is not None:
-            await self._server.stop(grace=None)
+            await self._server.stop(grace=grace)
             self._server = None
 
 
