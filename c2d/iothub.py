@@ -120,8 +120,24 @@ def _text(value: object) -> str:
     return str(value)
 
 
+def _no_disposition(exception: BaseException) -> bool:
+    """uamqp's stand-in for a missing disposition: a bare amqp:unknown-error, no description, no info.
+
+    uamqp reports every message still waiting for its disposition this way when the link or the
+    connection goes down. IoT Hub may or may not have enqueued such a message, so it is not a rejection.
+    """
+    return (
+        isinstance(exception, amqp_errors.MessageSendFailed)
+        and _text(exception.condition) == _text(amqp_constants.ErrorCodes.UnknownError)
+        and not exception.description
+        and not exception.info
+    )
+
+
 def error_from_disposition(exception: BaseException | None, device_id: str) -> C2DError:
     """Turn uamqp's per-message failure into the matching typed error."""
+    if exception is not None and _no_disposition(exception):
+        return OutcomeUnknown(f"the link to IoT Hub closed before IoT Hub confirmed the message to {device_id}")
     if isinstance(exception, amqp_errors.MessageException):
         condition = _text(exception.condition)
         description = _text(exception.description) if exception.description else ""

@@ -4,6 +4,7 @@ message's disposition, pipelined sends, no silent re-sends, feedback settled exp
 from __future__ import annotations
 
 import json
+import threading
 import time
 from datetime import UTC, datetime, timedelta
 
@@ -11,7 +12,15 @@ import pytest
 from c2d_testing.devices import device_https
 
 from c2d.config import IoTHubSettings
-from c2d.errors import DeviceNotFound, DeviceQueueFull, MessageTooLarge, Throttled, Unauthorized, Unavailable
+from c2d.errors import (
+    DeviceNotFound,
+    DeviceQueueFull,
+    MessageTooLarge,
+    OutcomeUnknown,
+    Throttled,
+    Unauthorized,
+    Unavailable,
+)
 from c2d.feedback import parse_feedback
 from c2d.iothub import C2DSender, FeedbackReceiver
 from c2d.messages import C2DMessage
@@ -120,6 +129,25 @@ def test_sender_rebuilds_its_link_after_the_connection_drops(hub, hub_settings) 
         assert results[0].sent
     ids = [m["messageId"] for m in queued(hub, "dev-0")]
     assert ids[0] == "before" and len(ids) == 2, ids
+
+
+def test_connection_lost_while_awaiting_dispositions_is_unknown_never_failed(hub, hub_settings) -> None:
+    """uamqp reports messages still awaiting a disposition as errors when the connection goes: they may
+    be on the hub, so they must come back Unknown (check the outcome before re-sending), never Failed."""
+    batch = [message(f"dev-{i % 4}", f"lost-{i}") for i in range(40)]
+    with C2DSender(hub_settings) as sender:
+        assert sender.send_many([message("dev-0", "warm-up")])[0].sent
+        hub.admin.disposition_delay(1500)
+        dropper = threading.Timer(0.5, hub.admin.drop_connections)
+        dropper.start()
+        try:
+            results = sender.send_many(batch)
+        finally:
+            dropper.join()
+            hub.admin.disposition_delay(0)
+    on_hub = [m["messageId"] for i in range(4) for m in queued(hub, f"dev-{i}")]
+    assert {type(r.error) for r in results} == {OutcomeUnknown}, [str(r.error) for r in results]
+    assert all(on_hub.count(m.message_id) <= 1 for m in batch)
 
 
 def test_feedback_for_complete_reject_and_abandon(hub, hub_settings) -> None:

@@ -52,6 +52,18 @@ def test_timeout_and_no_disposition_are_unknown_not_failed() -> None:
     assert type(error_from_disposition(None, "d")) is OutcomeUnknown
 
 
+def test_send_error_without_a_disposition_is_unknown_not_rejected() -> None:
+    """What uamqp reports for a message still awaiting its disposition when the connection drops."""
+    synthesized = errors.MessageSendFailed(constants.ErrorCodes.UnknownError)
+    error = error_from_disposition(synthesized, "dev-1")
+    assert type(error) is OutcomeUnknown and "dev-1" in str(error)
+
+
+def test_hub_rejection_with_unknown_error_condition_stays_a_rejection() -> None:
+    error = error_from_disposition(rejection(constants.ErrorCodes.UnknownError, b"something broke"), "dev-1")
+    assert type(error) is Rejected and error.tracking_id == "T-1"
+
+
 def test_amqp_message_carries_every_field() -> None:
     expires = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
     message = _to_amqp(
