@@ -13,7 +13,7 @@ STAMP := $(VENV)/.installed
 help:
 	@echo "make test    create the venv, install pinned requirements, run every test"
 	@echo "make demo    run the whole flow locally (emulators + local Functions host + device simulator)"
-	@echo "make up      start the local cloud and print its connection strings; make down stops it"
+	@echo "make up      start the local cloud and print how to connect; make down stops it"
 	@echo "make bench   run the benchmarks under bench/"
 	@echo "make lint    ruff"
 

@@ -22,6 +22,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from localcloud.redact import redact_keys
+
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 AZURITE_QUEUE = PROJECT_ROOT / "node_modules" / ".bin" / "azurite-queue"
 # Azurite's fixed, publicly documented development account (not a secret).
@@ -142,7 +144,8 @@ def main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     instance = start_azurite(port=args.port, host=args.host, location=args.location)
     print(f"Azurite queue service on http://{instance.host}:{instance.port}", flush=True)
-    print(f"AzureWebJobsStorage={instance.connection_string}", flush=True)
+    print(f"AzureWebJobsStorage={redact_keys(instance.connection_string)}", flush=True)
+    print("  (AccountKey: Azurite's published development key, ACCOUNT_KEY in localcloud/azurite.py)", flush=True)
     try:
         instance.process.wait()
     except KeyboardInterrupt:

@@ -29,6 +29,8 @@ from localcloud.functions_host.testing import RunningHost, start_host
 from localcloud.iothub import config as hub_config
 from localcloud.iothub.testing import RunningEmulator as Hub
 from localcloud.iothub.testing import running_emulator
+from localcloud.redact import redact_keys, with_key
+from localcloud.servicebus.auth import DEFAULT_KEY as SERVICEBUS_DEFAULT_KEY
 from localcloud.servicebus.testing import RunningEmulator as Bus
 from localcloud.servicebus.testing import start_emulator as start_bus
 
@@ -160,15 +162,6 @@ def trusting(ca_bundle: Path) -> Iterator[None]:
                 os.environ[name] = value
 
 
-def wait_until(predicate: Callable[[], Any], timeout_s: float, what: str, interval_s: float = 0.1) -> Any:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out after {timeout_s} s waiting for {what}")
-        time.sleep(interval_s)
 
 
 # ---- `up` / `down` / `status`: background processes that outlive the command --------------------
@@ -253,11 +246,11 @@ def up(ports: UpPorts = UpPorts()) -> int:
             iothub_connection_string=hub.service_connection_string(),
             amqp_port=ports.amqp,
             ca_bundle=certs.ca_bundle,
-            servicebus_connection_string=bus_line["connectionString"],
+            servicebus_connection_string=with_key(bus_line["connectionString"], SERVICEBUS_DEFAULT_KEY),
             storage_connection_string=storage,
         )
         settings_file = RUN_DIR / "settings.json"
-        settings_file.write_text(json.dumps(settings, indent=2))
+        _write_private(settings_file, json.dumps(settings, indent=2))
         host_ready = RUN_DIR / "host.ready"
         host_ready.unlink(missing_ok=True)
         pids["host"] = _spawn("host", [
@@ -270,7 +263,8 @@ def up(ports: UpPorts = UpPorts()) -> int:
         print(f"localcloud up failed: {error}", file=sys.stderr)
         down()
         return 1
-    (RUN_DIR / "connections.json").write_text(json.dumps(_connections(ports, hub, certs.ca_bundle, settings), indent=2))
+    connections = _connections(ports, hub, certs.ca_bundle, settings)
+    _write_private(RUN_DIR / "connections.json", json.dumps(connections, indent=2))
     _print_connections()
     return 0
 
@@ -280,6 +274,13 @@ def _ready_line(log: str) -> dict[str, Any] | None:
         if line.startswith("READY "):
             return json.loads(line[len("READY "):])
     return None
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Connection strings with keys go to files only the user can read, never to the terminal."""
+    path.touch(mode=0o600, exist_ok=True)
+    path.chmod(0o600)
+    path.write_text(text)
 
 
 def _save(pids: dict[str, int]) -> None:
@@ -310,14 +311,14 @@ def _print_connections() -> None:
     if not path.exists():
         return
     info = json.loads(path.read_text())
-    print("localcloud is up (local development keys only).")
+    print(f"localcloud is up. Connection strings with their keys: {path} (keys are masked below).")
     print(f"  Functions host   {info['functions']}")
-    print(f"  IoT Hub service  {info['iothub_service']}   (AMQP port in IOTHUB_AMQP_PORT of the app settings)")
-    print(f"  IoT Hub registry {info['iothub_registry_https']}")
+    print(f"  IoT Hub service  {redact_keys(info['iothub_service'])}   (AMQP port: IOTHUB_AMQP_PORT)")
+    print(f"  IoT Hub registry {redact_keys(info['iothub_registry_https'])}")
     for device, connection in info["devices"].items():
-        print(f"  device {device:<9} {connection}")
-    print(f"  Service Bus      {info['servicebus']}")
-    print(f"  Storage          {info['storage']}")
+        print(f"  device {device:<9} {redact_keys(connection)}")
+    print(f"  Service Bus      {redact_keys(info['servicebus'])}")
+    print(f"  Storage          {redact_keys(info['storage'])}")
     bundle = info["SSL_CERT_FILE"]
     print(f"  trust the local CA: export SSL_CERT_FILE={bundle} REQUESTS_CA_BUNDLE={bundle}")
     print(f"  app settings in {info['app_settings']}; logs in {info['logs']}")

@@ -1,8 +1,8 @@
 """`python -m localcloud servicebus [options]`: run the Service Bus emulator until SIGINT/SIGTERM.
 
 When ready it prints one line `READY {"amqpPort": ..., "adminPort": ..., "connectionString": ...}`
-on stdout (ports may be given as 0 to pick free ones). The key appears in that connection string
-only when it is the emulator's well-known default; a key of your own is shown as `***`.
+on stdout (ports may be given as 0 to pick free ones). The key in that connection string is shown as
+`***`, even the emulator's well-known default: the caller knows the key it chose.
 """
 
 from __future__ import annotations
@@ -16,6 +16,8 @@ import os
 import signal
 import sys
 from pathlib import Path
+
+from localcloud.redact import redact_keys
 
 from .auth import DEFAULT_KEY, DEFAULT_KEY_NAME
 from .config import ConfigError, load_config
@@ -61,9 +63,7 @@ async def _run(settings: EmulatorSettings) -> None:
     emulator = ServiceBusEmulator(settings)
     await emulator.start()
     try:
-        connection_string = emulator.connection_string()
-        if settings.key != DEFAULT_KEY:  # a chosen key is a secret: never print it
-            connection_string = connection_string.replace(settings.key, "***")
+        connection_string = redact_keys(emulator.connection_string())
         ports = {"amqpPort": emulator.amqp_port, "adminPort": emulator.admin_port}
         print("READY " + json.dumps({**ports, "connectionString": connection_string}), flush=True)
         await stop.wait()

@@ -20,6 +20,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from localcloud.redact import with_key
+
 from .admin import AdminClient
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -100,7 +102,7 @@ def launch(
         process=process,
         amqp_port=int(ready["amqpPort"]),  # type: ignore[arg-type]
         admin_port=admin_port,
-        connection_string=str(ready["connectionString"]).replace("SharedAccessKey=***;", f"SharedAccessKey={key};"),
+        connection_string=with_key(str(ready["connectionString"]), key),
         key=key,
         admin=AdminClient(f"http://127.0.0.1:{admin_port}"),
         log_lines=log_lines,
