@@ -63,9 +63,12 @@ async def _run(settings: EmulatorSettings) -> None:
     emulator = ServiceBusEmulator(settings)
     await emulator.start()
     try:
-        connection_string = redact_keys(emulator.connection_string())
-        ports = {"amqpPort": emulator.amqp_port, "adminPort": emulator.admin_port}
-        print("READY " + json.dumps({**ports, "connectionString": connection_string}), flush=True)
+        ready = {
+            "amqpPort": emulator.amqp_port,
+            "adminPort": emulator.admin_port,
+            "connectionString": redact_keys(emulator.connection_string()),  # the caller knows its key
+        }
+        print("READY " + json.dumps(ready), flush=True)
         await stop.wait()
     finally:
         await emulator.stop()
