@@ -15,8 +15,9 @@ import threading
 import time
 from pathlib import Path
 
+from localcloud.functions_host.testing import wait_until
 from localcloud.outcome_reader import OutcomeReader, ReceivedOutcome
-from localcloud.stack import REPO_ROOT, LocalCloud, local_cloud, trusting, wait_until
+from localcloud.stack import REPO_ROOT, LocalCloud, local_cloud, trusting
 
 DEVICE_ID = "demo-thermostat"
 
