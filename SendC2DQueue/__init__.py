@@ -12,5 +12,10 @@ from c2d.queue_api import handle_queue_request
 
 def main(msg: func.QueueMessage) -> None:
     handle_queue_request(
-        msg.get_body(), msg.id or "", clients.get_sender, clients.get_publisher, clients.send_settings
+        msg.get_body(),
+        msg.id or "",
+        clients.get_sender,
+        clients.get_publisher,
+        clients.send_settings,
+        clients.get_journal,
     )

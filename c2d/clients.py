@@ -7,6 +7,7 @@ connection after a failure; the object itself lives as long as the worker proces
 
 from __future__ import annotations
 
+import atexit
 import threading
 from typing import TYPE_CHECKING
 
@@ -17,16 +18,29 @@ from c2d.config import (
     load_iothub_settings,
     load_send_settings,
     load_servicebus_settings,
+    load_table_settings,
 )
 
 if TYPE_CHECKING:
     from c2d.iothub import C2DSender, FeedbackReceiver
+    from c2d.journal import SendJournal
     from c2d.servicebus import OutcomePublisher
+    from c2d.tables import Table
 
 _lock = threading.Lock()
 _sender: C2DSender | None = None
 _receiver: FeedbackReceiver | None = None
 _publisher: OutcomePublisher | None = None
+_table: Table | None = None
+_exit_hook_registered = False
+
+
+def _close_at_exit() -> None:
+    """Close every client when the worker process exits normally (AMQP close frames, not a reset)."""
+    global _exit_hook_registered
+    if not _exit_hook_registered:
+        atexit.register(close_all)
+        _exit_hook_registered = True
 
 
 def get_sender() -> C2DSender:
@@ -37,6 +51,7 @@ def get_sender() -> C2DSender:
             from c2d.iothub import C2DSender
 
             _sender = C2DSender(load_iothub_settings())
+            _close_at_exit()
         return _sender
 
 
@@ -47,6 +62,7 @@ def get_feedback_receiver() -> FeedbackReceiver:
             from c2d.iothub import FeedbackReceiver
 
             _receiver = FeedbackReceiver(load_iothub_settings(), prefetch=load_feedback_settings().batch_size)
+            _close_at_exit()
         return _receiver
 
 
@@ -58,7 +74,21 @@ def get_publisher() -> OutcomePublisher:
             from c2d.servicebus import OutcomePublisher
 
             _publisher = OutcomePublisher(load_servicebus_settings())
+            _close_at_exit()
         return _publisher
+
+
+def get_journal() -> SendJournal:
+    """Raises `ConfigurationError` naming every bad storage setting."""
+    global _table
+    from c2d.journal import SendJournal
+    from c2d.tables import Table
+
+    with _lock:
+        if _table is None:
+            _table = Table(load_table_settings())
+            _close_at_exit()
+        return SendJournal(_table)
 
 
 def send_settings() -> SendSettings:
@@ -71,9 +101,9 @@ def feedback_settings() -> FeedbackSettings:
 
 def close_all() -> None:
     """Close and forget every client (tests, and a clean worker shutdown)."""
-    global _sender, _receiver, _publisher
+    global _sender, _receiver, _publisher, _table
     with _lock:
-        for client in (_sender, _receiver, _publisher):
+        for client in (_sender, _receiver, _publisher, _table):
             if client is not None:
                 client.close()
-        _sender = _receiver = _publisher = None
+        _sender = _receiver = _publisher = _table = None

@@ -18,7 +18,7 @@ from enum import Enum
 from types import MappingProxyType
 
 from c2d.config import DEFAULT_TTL_SECONDS, MAX_TTL_SECONDS, MIN_TTL_SECONDS
-from c2d.errors import FieldProblem, ValidationFailed
+from c2d.errors import FieldProblem, RequestTooLarge, ValidationFailed
 from c2d.messages import ACK_MODES, C2DMessage
 
 #: IoT Hub's C2D message size limit; it counts the body and the system and application properties.
@@ -102,16 +102,34 @@ class C2DCommand:
         ]
 
 
+def check_body_size(raw: bytes, max_bytes: int) -> None:
+    """Refuse an oversized body before any work is spent parsing it."""
+    if len(raw) > max_bytes:
+        raise RequestTooLarge(
+            f"the request body is {len(raw)} bytes; this app accepts at most {max_bytes} "
+            "(IoT Hub's own limit is 64 KB per message)"
+        )
+
+
 def parse_json_body(raw: bytes) -> object:
-    """Decode a request body; a body that is not UTF-8 JSON is a validation failure, not a 500."""
+    """Decode a request body; a body that is not UTF-8 JSON is a validation failure, not a 500.
+
+    `ValueError` covers both malformed JSON and numbers Python refuses to convert (an integer of
+    more than 4,300 digits); `RecursionError` covers absurdly deep nesting.
+    """
     if not raw:
         raise ValidationFailed([FieldProblem("body", "required", "the request body must be a JSON object")])
     try:
         return json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as error:
-        raise ValidationFailed(
-            [FieldProblem("body", "json", f"the request body is not valid UTF-8 JSON ({type(error).__name__})")]
-        ) from None
+    except UnicodeDecodeError:
+        reason = "it is not valid UTF-8"
+    except json.JSONDecodeError as error:
+        reason = f"{error.msg} at line {error.lineno} column {error.colno}"
+    except ValueError:
+        reason = "it holds a number too long to convert (more than 4,300 digits)"
+    except RecursionError:
+        reason = "it is nested too deeply"
+    raise ValidationFailed([FieldProblem("body", "json", f"the request body is not valid JSON: {reason}")])
 
 
 def parse_command(

@@ -8,16 +8,21 @@ from __future__ import annotations
 
 import base64
 import binascii
+import logging
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from c2d.errors import ConfigurationError
 
 DEFAULT_OUTCOME_TOPIC = "c2d-outcomes"
+DEFAULT_STATUS_TABLE = "c2dstatus"
 DEFAULT_TTL_SECONDS = 3600
 MIN_TTL_SECONDS = 60
 MAX_TTL_SECONDS = 172_800
+DEFAULT_MAX_REQUEST_BYTES = 1024 * 1024
+DEFAULT_SDK_LOG_LEVEL = logging.WARNING
 
 
 @dataclass(frozen=True)
@@ -26,6 +31,8 @@ class IoTHubSettings:
 
     `key` is None when a managed identity (DefaultAzureCredential) is used.
     `amqp_port` is None for the standard 5671; set it only to reach a local emulator on another port.
+    Every wait is bounded: a request waits at most `busy_timeout_s` for the one link, then
+    `connect_timeout_s` for a (re)connection, then `send_timeout_s` for IoT Hub's confirmation.
     """
 
     hostname: str
@@ -33,6 +40,10 @@ class IoTHubSettings:
     key: str | None = field(default=None, repr=False)
     amqp_port: int | None = None
     send_timeout_s: float = 30.0
+    #: Lifetime of the service SAS tokens the app mints (managed-identity tokens carry their own).
+    token_lifetime_s: int = 3600
+    connect_timeout_s: float = 10.0
+    busy_timeout_s: float = 10.0
 
     @property
     def uses_managed_identity(self) -> bool:
@@ -66,6 +77,22 @@ class ServiceBusSettings:
 @dataclass(frozen=True)
 class SendSettings:
     default_ttl_s: int = DEFAULT_TTL_SECONDS
+    #: Larger HTTP bodies are refused with 413 before they are parsed.
+    max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES
+
+
+@dataclass(frozen=True)
+class TableSettings:
+    """Where the app keeps its send journal and delivery status: a table in the Functions storage account.
+
+    Exactly one of `connection_string` / `endpoint` is set; with `endpoint` the app authenticates
+    with its managed identity (`client_id` selects a user-assigned one).
+    """
+
+    table: str = DEFAULT_STATUS_TABLE
+    connection_string: str | None = field(default=None, repr=False)
+    endpoint: str | None = None
+    client_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -149,8 +176,13 @@ def _float_setting(
 def _iothub(env: Mapping[str, str], problems: list[str]) -> IoTHubSettings | None:
     conn = env.get("IOTHUB_CONNECTION_STRING", "").strip()
     host = env.get("IOTHUB_HOSTNAME", "").strip()
-    port = _int_setting(env, "IOTHUB_AMQP_PORT", 0, 1, 65535, problems) or None
-    timeout = _float_setting(env, "IOTHUB_SEND_TIMEOUT_SECONDS", 30.0, 1.0, 230.0, problems)
+    timing = {
+        "amqp_port": _int_setting(env, "IOTHUB_AMQP_PORT", 0, 1, 65535, problems) or None,
+        "send_timeout_s": _float_setting(env, "IOTHUB_SEND_TIMEOUT_SECONDS", 30.0, 1.0, 100.0, problems),
+        "token_lifetime_s": _int_setting(env, "IOTHUB_TOKEN_LIFETIME_SECONDS", 3600, 5, 86_400, problems),
+        "connect_timeout_s": _float_setting(env, "IOTHUB_CONNECT_TIMEOUT_SECONDS", 10.0, 1.0, 60.0, problems),
+        "busy_timeout_s": _float_setting(env, "C2D_SEND_BUSY_TIMEOUT_SECONDS", 10.0, 0.1, 60.0, problems),
+    }
     if conn and host:
         problems.append("set only one of IOTHUB_CONNECTION_STRING and IOTHUB_HOSTNAME")
         return None
@@ -158,12 +190,12 @@ def _iothub(env: Mapping[str, str], problems: list[str]) -> IoTHubSettings | Non
         parsed = _parse_iothub_connection_string(conn, "IOTHUB_CONNECTION_STRING", problems)
         if parsed is None:
             return None
-        return IoTHubSettings(**parsed, amqp_port=port, send_timeout_s=timeout)  # type: ignore[arg-type]
+        return IoTHubSettings(**parsed, **timing)  # type: ignore[arg-type]
     if host:
         if "." not in host or "/" in host or ";" in host:
             problems.append("IOTHUB_HOSTNAME must be a host name such as myhub.azure-devices.net")
             return None
-        return IoTHubSettings(hostname=host, amqp_port=port, send_timeout_s=timeout)
+        return IoTHubSettings(hostname=host, **timing)  # type: ignore[arg-type]
     problems.append(
         "IOTHUB_CONNECTION_STRING is missing (or set IOTHUB_HOSTNAME to use a managed identity)"
     )
@@ -217,14 +249,73 @@ def load_servicebus_settings(env: Mapping[str, str] | None = None) -> ServiceBus
 
 
 def load_send_settings(env: Mapping[str, str] | None = None) -> SendSettings:
+    env = os.environ if env is None else env
     problems: list[str] = []
-    ttl = _int_setting(
-        os.environ if env is None else env,
-        "C2D_DEFAULT_TTL_SECONDS", DEFAULT_TTL_SECONDS, MIN_TTL_SECONDS, MAX_TTL_SECONDS, problems,
+    settings = SendSettings(
+        default_ttl_s=_int_setting(
+            env, "C2D_DEFAULT_TTL_SECONDS", DEFAULT_TTL_SECONDS, MIN_TTL_SECONDS, MAX_TTL_SECONDS, problems
+        ),
+        max_request_bytes=_int_setting(
+            env, "C2D_MAX_REQUEST_BYTES", DEFAULT_MAX_REQUEST_BYTES, 1024, 100 * 1024 * 1024, problems
+        ),
     )
     if problems:
         raise ConfigurationError(problems)
-    return SendSettings(default_ttl_s=ttl)
+    return settings
+
+
+#: Azure Table names: 3-63 letters and digits, starting with a letter.
+_TABLE_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9]{2,62}$")
+
+
+def load_table_settings(env: Mapping[str, str] | None = None) -> TableSettings:
+    """The send journal's table, in the account `AzureWebJobsStorage` (or its identity-based form) names."""
+    env = os.environ if env is None else env
+    problems: list[str] = []
+    table = env.get("C2D_STATUS_TABLE", "").strip() or DEFAULT_STATUS_TABLE
+    if not _TABLE_NAME.fullmatch(table):
+        problems.append("C2D_STATUS_TABLE must be 3 to 63 letters or digits, starting with a letter")
+    conn = env.get("AzureWebJobsStorage", "").strip()
+    endpoint = env.get("AzureWebJobsStorage__tableServiceUri", "").strip()
+    account = env.get("AzureWebJobsStorage__accountName", "").strip()
+    client_id = env.get("AzureWebJobsStorage__clientId", "").strip() or None
+    if not endpoint and account:
+        endpoint = f"https://{account}.table.core.windows.net"
+    settings: TableSettings | None = None
+    if conn:
+        parts = _split_connection_string(conn)
+        development = conn.replace(" ", "").lower().startswith("usedevelopmentstorage=true")
+        if not development and (parts is None or not (parts.get("AccountName") or parts.get("TableEndpoint"))):
+            problems.append("AzureWebJobsStorage must be a storage connection string (AccountName=...;AccountKey=...)")
+        else:
+            settings = TableSettings(table=table, connection_string=conn)
+    elif endpoint:
+        if not endpoint.startswith(("https://", "http://")):
+            problems.append("AzureWebJobsStorage__tableServiceUri must be a URL such as https://<account>.table.core.windows.net")
+        else:
+            settings = TableSettings(table=table, endpoint=endpoint.rstrip("/"), client_id=client_id)
+    else:
+        problems.append(
+            "AzureWebJobsStorage is missing (or set AzureWebJobsStorage__tableServiceUri / __accountName "
+            "to use a managed identity)"
+        )
+    if problems or settings is None:
+        raise ConfigurationError(problems)
+    return settings
+
+
+def sdk_log_level(env: Mapping[str, str] | None = None) -> int:
+    """C2D_SDK_LOG_LEVEL as a logging level: a name (INFO) or a number (20); blank or unknown -> WARNING.
+
+    Read at import time, so it must never raise: a bad value falls back to the default.
+    """
+    raw = (os.environ if env is None else env).get("C2D_SDK_LOG_LEVEL", "").strip()
+    if not raw:
+        return DEFAULT_SDK_LOG_LEVEL
+    if raw.isdigit():
+        return int(raw)
+    level = logging.getLevelNamesMapping().get(raw.upper())
+    return DEFAULT_SDK_LOG_LEVEL if level is None else level
 
 
 def load_feedback_settings(env: Mapping[str, str] | None = None) -> FeedbackSettings:
@@ -244,7 +335,10 @@ def check_all(env: Mapping[str, str] | None = None) -> list[str]:
     """Every problem in every setting at once (for a startup check or `make` target)."""
     env = os.environ if env is None else env
     problems: list[str] = []
-    for loader in (load_iothub_settings, load_servicebus_settings, load_send_settings, load_feedback_settings):
+    loaders = (
+        load_iothub_settings, load_servicebus_settings, load_send_settings, load_feedback_settings, load_table_settings
+    )
+    for loader in loaders:
         try:
             loader(env)
         except ConfigurationError as error:

@@ -76,6 +76,14 @@ class Unavailable(C2DError, HubLevelError):
     retry_after_s = 5
 
 
+class SenderBusy(C2DError, HubLevelError):
+    """The app's one IoT Hub link stayed busy longer than the caller may wait: nothing was sent."""
+
+    code = "SenderBusy"
+    http_status = 503
+    retry_after_s = 2
+
+
 class OutcomeUnknown(C2DError):
     """The message was handed to IoT Hub but no disposition came back (connection lost, timeout).
 
@@ -91,6 +99,22 @@ class Rejected(C2DError):
 
     code = "IoTHubRejected"
     http_status = 502
+
+
+class RequestTooLarge(C2DError):
+    """The request body is larger than the app accepts (checked before it is parsed)."""
+
+    code = "RequestTooLarge"
+    http_status = 413
+    permanent = True
+
+
+class StoreUnavailable(C2DError):
+    """The app's Table storage (send journal, delivery status) could not be read or written."""
+
+    code = "StorageUnavailable"
+    http_status = 503
+    retry_after_s = 5
 
 
 class PublishFailed(C2DError):

@@ -4,6 +4,12 @@ Order matters for "nothing lost": a feedback message is accepted only after ever
 it is published; if publishing fails it is released and IoT Hub redelivers it (duplicates from
 the retry are dropped by the topic's duplicate detection, outcome ids being deterministic).
 A message that can never be parsed is rejected (dead-lettered) and logged.
+
+Every release costs one of the message's deliveries, and IoT Hub drops feedback after its
+maxDeliveryCount (10 by default). So no feedback is taken while the topic is out of reach: each
+run first opens the topic link, and if that fails it leaves the feedback on the hub untouched and
+tries again next run. An outage then costs at most the one release of the run it began in.
+The feedback link is closed at the end of every run, so nothing is prefetched and locked between runs.
 """
 
 from __future__ import annotations
@@ -41,6 +47,31 @@ def drain_feedback(
 ) -> DrainReport:
     report = DrainReport()
     deadline = clock() + settings.max_drain_s
+    try:
+        publisher.check_reachable()
+    except C2DError as error:
+        report.stopped = "topic-unreachable"
+        log_event(
+            logger, "feedback-paused", logging.WARNING, error=error.code, reason=error.message,
+            action="feedback left on IoT Hub until the outcome topic can be reached",
+        )
+        return report
+    try:
+        _drain(source, publisher, settings, clock, deadline, report)
+    finally:
+        source.close()
+    log_event(logger, "feedback-drain", **vars(report))
+    return report
+
+
+def _drain(
+    source: FeedbackSource,
+    publisher: OutcomeSink,
+    settings: FeedbackSettings,
+    clock: Callable[[], float],
+    deadline: float,
+    report: DrainReport,
+) -> None:
     while True:
         remaining = deadline - clock()
         if remaining <= 0:
@@ -59,13 +90,16 @@ def drain_feedback(
         if not _process_batch(batch, publisher, report):
             report.stopped = "publish-failed"
             break
-    log_event(logger, "feedback-drain", **vars(report))
-    return report
 
 
 def _process_batch(batch: list[SettleableFeedback], publisher: OutcomeSink, report: DrainReport) -> bool:
     parsed: list[tuple[SettleableFeedback, list[Outcome]]] = []
     for feedback in batch:
+        if feedback.delivery_count > 0:
+            log_event(
+                logger, "feedback-redelivered", logging.WARNING, deliveryCount=feedback.delivery_count,
+                note="IoT Hub drops feedback after its maxDeliveryCount (default 10)",
+            )
         try:
             outcomes = [outcome_from_feedback(record) for record in parse_feedback(feedback.body)]
         except MalformedFeedback as error:

@@ -7,9 +7,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from c2d.commands import C2DCommand, RequestKind, parse_command, parse_json_body, utc_now
+from c2d.commands import C2DCommand, RequestKind, check_body_size, parse_command, parse_json_body, utc_now
 from c2d.config import SendSettings
-from c2d.errors import C2DError, ConfigurationError, HubLevelError, ValidationFailed
+from c2d.errors import C2DError, ConfigurationError, HubLevelError, RequestTooLarge, ValidationFailed
 from c2d.logs import log_event
 from c2d.messages import C2DMessage, SendResult
 from c2d.ports import MessageSender
@@ -50,16 +50,17 @@ def _send(
     get_settings: Callable[[], SendSettings],
     now: Callable[[], datetime],
 ) -> tuple[C2DCommand, list[C2DMessage], list[SendResult]] | ApiResponse:
-    """Settings, validation, then the send; an early answer when one of the first two fails."""
+    """Settings, size, validation, then the send; an early answer when one of the first three fails."""
     try:
         settings = get_settings()
+        check_body_size(raw_body, settings.max_request_bytes)
         command = parse_command(
             parse_json_body(raw_body), kind, route_device_id=device_id, default_ttl_s=settings.default_ttl_s
         )
         sender = get_sender()
     except ConfigurationError as error:
         return _misconfigured(error)
-    except ValidationFailed as error:
+    except (ValidationFailed, RequestTooLarge) as error:
         return error_response(error)
     messages, results = send_command(command, sender, now())
     return command, messages, results

@@ -13,21 +13,21 @@ import base64
 import hashlib
 import hmac
 import logging
-import os
 import threading
 import time
 import urllib.parse
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Self
 
 import uamqp
 from azure.core.credentials import AccessToken
+from azure.core.exceptions import AzureError, ClientAuthenticationError
 from uamqp import constants as amqp_constants
 from uamqp import errors as amqp_errors
 
-from c2d.config import IoTHubSettings
+from c2d.config import IoTHubSettings, sdk_log_level
 from c2d.errors import (
     C2DError,
     DeviceNotFound,
@@ -35,6 +35,7 @@ from c2d.errors import (
     MessageTooLarge,
     OutcomeUnknown,
     Rejected,
+    SenderBusy,
     Throttled,
     Unauthorized,
     Unavailable,
@@ -44,11 +45,12 @@ from c2d.messages import C2DMessage, SendResult
 logger = logging.getLogger(__name__)
 # uamqp logs every connection state change at INFO; in a Functions app that floods Application
 # Insights. Its warnings and errors still come through. C2D_SDK_LOG_LEVEL=INFO brings the rest back.
-logging.getLogger("uamqp").setLevel(os.environ.get("C2D_SDK_LOG_LEVEL", "WARNING").upper())
+logging.getLogger("uamqp").setLevel(sdk_log_level())
 
-SAS_TOKEN_LIFETIME_S = 3600
 AAD_SCOPE = "https://iothubs.azure.net/.default"
 TRACKING_ID = b"com.microsoft:tracking-id"
+#: Characters the C# service SDK (WebUtility.UrlEncode) leaves as they are in a device id in `to`.
+_DEVICE_ID_SAFE = "!*()"
 
 # AMQP error conditions IoT Hub uses on a rejected C2D transfer (wire-notes.md).
 _CONDITIONS: dict[str, type[C2DError]] = {
@@ -63,7 +65,7 @@ _CONDITIONS: dict[str, type[C2DError]] = {
 }
 
 
-def sas_token(hostname: str, policy_name: str, key: str, lifetime_s: int = SAS_TOKEN_LIFETIME_S) -> AccessToken:
+def sas_token(hostname: str, policy_name: str, key: str, lifetime_s: int = 3600) -> AccessToken:
     """IoT Hub service SAS token: HMAC-SHA256 of "<host>\\n<expiry>" with the policy key."""
     expiry = int(time.time() + lifetime_s)
     signature = hmac.new(base64.b64decode(key), f"{hostname}\n{expiry}".encode(), hashlib.sha256).digest()
@@ -73,32 +75,58 @@ def sas_token(hostname: str, policy_name: str, key: str, lifetime_s: int = SAS_T
     return AccessToken(token, expiry)
 
 
-def _auth(
-    settings: IoTHubSettings, credential_factory: Callable[[], object] | None
-) -> uamqp.authentication.JWTTokenAuth:
-    uri = f"https://{settings.hostname}"
-    if settings.uses_managed_identity:
-        credential = (credential_factory or _default_credential)()
+def device_address(device_id: str) -> str:
+    """The C2D `to` address. Device ids may hold % # ? + and more: IoT Hub URL-decodes the path."""
+    return f"/devices/{urllib.parse.quote(device_id, safe=_DEVICE_ID_SAFE)}/messages/devicebound"
 
-        def get_token() -> AccessToken:
-            result = credential.get_token(AAD_SCOPE)  # type: ignore[attr-defined]
-            return AccessToken("Bearer " + result.token, result.expires_on)
+
+def _renewal_margin_s(lifetime_s: float) -> float:
+    """How long before a token expires the link is rebuilt with a fresh one (C SDK: at half-life)."""
+    return min(300.0, lifetime_s / 2)
+
+
+class _Credentials:
+    """Mints the tokens for one link: SAS from the policy key, or Entra ID tokens from one credential.
+
+    The managed-identity credential is built once and reused by every reconnect (it caches tokens).
+    """
+
+    def __init__(self, settings: IoTHubSettings, credential_factory: Callable[[], object] | None) -> None:
+        self._settings = settings
+        self._credential_factory = credential_factory or _default_credential
+        self._credential: object | None = None
+
+    def auth(self) -> uamqp.authentication.JWTTokenAuth:
+        settings = self._settings
+        uri = f"https://{settings.hostname}"
+        common = {"uri": uri, "port": settings.amqp_port, "timeout": settings.connect_timeout_s}
+        if settings.uses_managed_identity:
+            if self._credential is None:
+                self._credential = self._credential_factory()
+            credential = self._credential
+
+            def get_token() -> AccessToken:
+                result = credential.get_token(AAD_SCOPE)  # type: ignore[attr-defined]
+                return AccessToken("Bearer " + result.token, result.expires_on)
+
+            # The first token is fetched here, before uamqp builds anything: a credential that cannot
+            # get one fails cleanly instead of inside uamqp's half-opened connection.
+            tokens = [get_token()]
+
+            def next_token() -> AccessToken:
+                return tokens.pop() if tokens else get_token()
+
+            return uamqp.authentication.JWTTokenAuth(
+                audience=AAD_SCOPE, get_token=next_token, token_type=b"bearer", **common
+            )
+        policy_name, key, lifetime = settings.policy_name or "", settings.key or "", settings.token_lifetime_s
+
+        def get_sas() -> AccessToken:
+            return sas_token(settings.hostname, policy_name, key, lifetime)
 
         return uamqp.authentication.JWTTokenAuth(
-            audience=AAD_SCOPE, uri=uri, get_token=get_token, token_type=b"bearer", port=settings.amqp_port
+            audience=uri, get_token=get_sas, token_type=b"servicebus.windows.net:sastoken", **common
         )
-    policy_name, key = settings.policy_name or "", settings.key or ""
-
-    def get_sas() -> AccessToken:
-        return sas_token(settings.hostname, policy_name, key)
-
-    return uamqp.authentication.JWTTokenAuth(
-        audience=uri,
-        uri=uri,
-        get_token=get_sas,
-        token_type=b"servicebus.windows.net:sastoken",
-        port=settings.amqp_port,
-    )
 
 
 def _default_credential() -> object:
@@ -163,10 +191,55 @@ def error_from_disposition(exception: BaseException | None, device_id: str) -> C
     return OutcomeUnknown(f"no disposition from IoT Hub for the message to {device_id}")
 
 
+class _LinkFailure(Exception):
+    """A link-level failure, already mapped to the error callers see.
+
+    `reconnect_may_help`: the link was found dead or its token had expired, so a fresh link can
+    succeed at once (and, when nothing left the process, retrying cannot duplicate anything).
+    """
+
+    def __init__(self, error: C2DError, *, reconnect_may_help: bool) -> None:
+        super().__init__(error.message)
+        self.error = error
+        self.reconnect_may_help = reconnect_may_help
+
+
+def _link_failure(error: BaseException, what: str) -> _LinkFailure:
+    """Map whatever uamqp, the credential or the socket raised while using a link."""
+    if isinstance(error, amqp_errors.TokenExpired):
+        return _LinkFailure(Unavailable(f"the IoT Hub token of the {what} expired"), reconnect_may_help=True)
+    if isinstance(error, amqp_errors.AuthenticationException):
+        return _LinkFailure(
+            Unauthorized(f"IoT Hub refused the app's credentials on the {what} (check the policy name and key)"),
+            reconnect_may_help=False,
+        )
+    if isinstance(error, ClientAuthenticationError):
+        # Raised by the managed-identity credential: no identity, no role, or Entra ID refused it.
+        return _LinkFailure(
+            Unauthorized(f"the app's identity could not get a token for IoT Hub: {type(error).__name__}"),
+            reconnect_may_help=False,
+        )
+    if isinstance(error, AzureError):
+        return _LinkFailure(
+            Unavailable(f"getting a token for IoT Hub failed: {type(error).__name__}"), reconnect_may_help=False
+        )
+    if isinstance(error, _ConnectTimeout):
+        return _LinkFailure(Unavailable(f"IoT Hub did not open the {what} in time"), reconnect_may_help=False)
+    return _LinkFailure(Unavailable(f"IoT Hub connection failed: {type(error).__name__}"), reconnect_may_help=True)
+
+
+class _ConnectTimeout(TimeoutError):
+    pass
+
+
+#: Everything a link can raise that is about the link, not a bug in this module.
+_LINK_ERRORS = (amqp_errors.AMQPError, AzureError, OSError, RuntimeError, ValueError, TimeoutError)
+
+
 def _to_amqp(message: C2DMessage) -> uamqp.Message:
     properties = uamqp.message.MessageProperties(
         message_id=message.message_id,
-        to=f"/devices/{message.device_id}/messages/devicebound",
+        to=device_address(message.device_id),
         correlation_id=message.correlation_id,
         content_type=message.content_type,
         content_encoding=message.content_encoding,
@@ -177,7 +250,7 @@ def _to_amqp(message: C2DMessage) -> uamqp.Message:
 
 
 @dataclass
-class _Outcome:
+class _Disposition:
     """What uamqp reported for one message during one attempt."""
 
     done: bool = False
@@ -202,34 +275,59 @@ class _Outcome:
 class _Link:
     """One uamqp client, opened on first use, reused, closed and forgotten after a failure.
 
-    Thread-safe: the Functions worker runs sync invocations on a thread pool, so the subclasses
-    serialize their use of the one link under `_lock`.
+    The link is rebuilt before its token expires (uamqp renews a token only while it is busy, so an
+    idle link would otherwise fail its next use). Opening is bounded by `connect_timeout_s`.
+    Subclasses serialize their use of the one client.
     """
 
     def __init__(self, settings: IoTHubSettings, credential_factory: Callable[[], object] | None) -> None:
         self._settings = settings
-        self._credential_factory = credential_factory
+        self._credentials = _Credentials(settings, credential_factory)
         self._client: uamqp.AMQPClient | None = None
-        self._lock = threading.Lock()
+        self._auth: uamqp.authentication.JWTTokenAuth | None = None
+        self._opened_at = 0.0
+        self._client_lock = threading.Lock()
 
-    def _new_client(self) -> uamqp.AMQPClient:
+    def _new_client(self, auth: uamqp.authentication.JWTTokenAuth) -> uamqp.AMQPClient:
         raise NotImplementedError
 
-    def _open_client(self) -> uamqp.AMQPClient:
-        if self._client is None:
-            self._client = self._new_client()
-        return self._client
+    def _token_expiring(self) -> bool:
+        if self._auth is None or not self._auth.expires_at:
+            return False
+        expires_at = float(self._auth.expires_at)
+        return time.time() >= expires_at - _renewal_margin_s(expires_at - self._opened_at)
+
+    def _ready_client(self, what: str) -> uamqp.AMQPClient:
+        """The open, authenticated client; raises `_LinkFailure` (the client is then reset)."""
+        if self._client is not None and self._token_expiring():
+            logger.info("IoT Hub token of the %s is about to expire: opening a new link", what)
+            self._reset()
+        try:
+            if self._client is None:
+                self._opened_at = time.time()
+                self._auth = self._credentials.auth()
+                self._client = self._new_client(self._auth)
+            client = self._client
+            client.open()
+            deadline = time.monotonic() + self._settings.connect_timeout_s
+            while not client.client_ready():
+                if time.monotonic() > deadline:
+                    raise _ConnectTimeout(what)
+        except _LINK_ERRORS as error:
+            self._reset()
+            raise _link_failure(error, what) from None
+        return client
 
     def _reset(self) -> None:
-        client, self._client = self._client, None
+        client, self._client, self._auth = self._client, None, None
         if client is not None:
             try:
                 client.close()
-            except (amqp_errors.AMQPError, OSError, RuntimeError) as error:
-                logger.debug("ignoring error while closing a broken IoT Hub link: %s", type(error).__name__)
+            except _LINK_ERRORS as error:
+                logger.debug("ignoring error while closing an IoT Hub link: %s", type(error).__name__)
 
     def close(self) -> None:
-        with self._lock:
+        with self._client_lock:
             self._reset()
 
     def __enter__(self) -> Self:
@@ -239,13 +337,32 @@ class _Link:
         self.close()
 
 
+@dataclass
+class _SendRequest:
+    """One caller's messages waiting to be sent together with everyone else's (group commit)."""
+
+    messages: Sequence[C2DMessage]
+    taken: bool = False
+    results: list[SendResult] | None = None
+    failure: BaseException | None = field(default=None, repr=False)
+
+
 class C2DSender(_Link):
-    """One AMQP connection and link to `/messages/devicebound`; sends are serialized on it, each call pipelined."""
+    """One AMQP connection and link to `/messages/devicebound`, shared by every invocation of the process.
+
+    Concurrent callers are sent together: while one pipelined send is on the link, new requests
+    queue; the next send takes all of them (group commit), so a queue batch of 16 costs one round
+    trip and cannot starve an HTTP request. A request that waited `busy_timeout_s` without being
+    taken is withdrawn and answered `SenderBusy`: nothing is ever sent for a caller that gave up.
+    """
 
     def __init__(
         self, settings: IoTHubSettings, *, credential_factory: Callable[[], object] | None = None
     ) -> None:
         super().__init__(settings, credential_factory)
+        self._turn = threading.Condition()
+        self._waiting: list[_SendRequest] = []
+        self._sending = False
 
     def send(self, message: C2DMessage) -> None:
         """Send one message; raises its typed `C2DError` on failure."""
@@ -254,62 +371,118 @@ class C2DSender(_Link):
             raise result.error
 
     def send_many(self, messages: Sequence[C2DMessage]) -> list[SendResult]:
-        """Queue every message on the link, send them together, return one result each, in order."""
+        """Send every message (pipelined with other callers'); one result each, in order."""
         if not messages:
             return []
-        with self._lock:
-            return self._send_locked(messages)
+        request = _SendRequest(messages)
+        give_up_at = time.monotonic() + self._settings.busy_timeout_s
+        with self._turn:
+            self._waiting.append(request)
+            while self._sending and not request.taken:
+                remaining = give_up_at - time.monotonic()
+                if remaining <= 0:
+                    self._waiting.remove(request)
+                    busy = SenderBusy(
+                        f"the IoT Hub link stayed busy for {self._settings.busy_timeout_s:g} s; nothing was sent"
+                    )
+                    return [SendResult(m.device_id, m.message_id, busy) for m in messages]
+                self._turn.wait(remaining)
+            if request.taken:  # another caller is sending our messages with theirs
+                while request.results is None and request.failure is None:
+                    self._turn.wait()
+                return self._outcome_of(request)
+            batch, self._waiting = self._waiting, []
+            for waiting in batch:
+                waiting.taken = True
+            self._sending = True
+        try:
+            self._send_batch(batch)
+        finally:
+            with self._turn:
+                self._sending = False
+                self._turn.notify_all()
+        return self._outcome_of(request)
+
+    @staticmethod
+    def _outcome_of(request: _SendRequest) -> list[SendResult]:
+        if request.failure is not None:
+            raise request.failure
+        assert request.results is not None
+        return request.results
+
+    def _send_batch(self, batch: list[_SendRequest]) -> None:
+        messages = [m for request in batch for m in request.messages]
+        try:
+            with self._client_lock:
+                results = self._send_locked(messages)
+        except BaseException as error:  # a bug or an interrupt: every caller must hear of it
+            for request in batch:
+                request.failure = error
+            raise
+        start = 0
+        for request in batch:
+            request.results = results[start:start + len(request.messages)]
+            start += len(request.messages)
 
     def _send_locked(self, messages: Sequence[C2DMessage]) -> list[SendResult]:
-        results, nothing_left = self._attempt(messages)
-        if nothing_left and any(isinstance(r.error, Unavailable) for r in results):
-            # The link was found dead before any message went out (e.g. the hub dropped the idle
-            # connection): one retry on a fresh link cannot duplicate anything.
-            logger.info("IoT Hub link was dead before sending; retrying once on a new link")
-            results, _ = self._attempt(messages)
+        results, nothing_left, reconnect_may_help = self._attempt(messages)
+        if nothing_left and reconnect_may_help:
+            # The link was found dead (e.g. the hub dropped the idle connection) or its token had
+            # expired before any message went out: one retry on a fresh link cannot duplicate anything.
+            logger.info("IoT Hub link was unusable before sending; retrying once on a new link")
+            results, _, _ = self._attempt(messages)
         return results
 
-    def _attempt(self, messages: Sequence[C2DMessage]) -> tuple[list[SendResult], bool]:
-        """One pass on the current link. Returns the results and whether no message left this process."""
-        outcomes = [_Outcome() for _ in messages]
-        amqp_messages = []
-        for outcome, message in zip(outcomes, messages, strict=True):
-            amqp_message = _to_amqp(message)
-            amqp_message.on_send_complete = outcome.callback(message.device_id)
-            amqp_messages.append(amqp_message)
-        failure: C2DError | None = None
+    def _attempt(self, messages: Sequence[C2DMessage]) -> tuple[list[SendResult], bool, bool]:
+        """One pass on the current link: results, whether no message left this process, and
+        whether a fresh link may succeed."""
         try:
-            client = self._open_client()
+            client = self._ready_client("C2D send link")
+        except _LinkFailure as failure:
+            results = [SendResult(m.device_id, m.message_id, failure.error) for m in messages]
+            return results, True, failure.reconnect_may_help
+
+        # Queued only once the link is ready, so msg_timeout counts from sending, not from connecting.
+        dispositions = [_Disposition() for _ in messages]
+        amqp_messages = []
+        for disposition, message in zip(dispositions, messages, strict=True):
+            amqp_message = _to_amqp(message)
+            amqp_message.on_send_complete = disposition.callback(message.device_id)
+            amqp_messages.append(amqp_message)
+        failure: _LinkFailure | None = None
+        try:
             for amqp_message in amqp_messages:
                 client.queue_message(amqp_message)
             client.send_all_messages(close_on_done=False)
-        except amqp_errors.AuthenticationException:
-            failure = Unauthorized("IoT Hub refused the app's credentials (check the policy name and key)")
-        except (amqp_errors.AMQPError, OSError, RuntimeError, ValueError) as error:
-            failure = Unavailable(f"IoT Hub connection failed: {type(error).__name__}")
+        except _LINK_ERRORS as error:
+            failure = _link_failure(error, "C2D send link")
             logger.warning("IoT Hub send link failed, it will be rebuilt: %s", type(error).__name__)
 
         results, nothing_left = [], True
-        for outcome, message, amqp_message in zip(outcomes, messages, amqp_messages, strict=True):
-            error = outcome.error
-            in_flight = not outcome.done and amqp_message.state == amqp_constants.MessageState.WaitingForSendAck
+        for disposition, message, amqp_message in zip(dispositions, messages, amqp_messages, strict=True):
+            error = disposition.error
+            in_flight = not disposition.done and amqp_message.state == amqp_constants.MessageState.WaitingForSendAck
             if in_flight:
                 error = OutcomeUnknown(
                     f"the connection to IoT Hub was lost before it confirmed the message to {message.device_id}"
                 )
-            elif not outcome.done:  # never left this process: safe to report as not sent
-                error = failure or Unavailable("IoT Hub connection failed before the message was sent")
-            if in_flight or (outcome.done and not outcome.unsent):
+            elif not disposition.done:  # never left this process: safe to report as not sent
+                error = failure.error if failure else Unavailable("IoT Hub connection failed before sending")
+            if in_flight or (disposition.done and not disposition.unsent):
                 nothing_left = False
             results.append(SendResult(message.device_id, message.message_id, error))
         if failure is not None or any(isinstance(r.error, (Unavailable, OutcomeUnknown)) for r in results):
+            # Also drops whatever uamqp still holds for this client, so nothing pending is sent later.
             self._reset()
-        return results, nothing_left
+        reconnect_may_help = failure.reconnect_may_help if failure else any(
+            isinstance(r.error, Unavailable) for r in results
+        )
+        return results, nothing_left, reconnect_may_help
 
-    def _new_client(self) -> uamqp.SendClient:
+    def _new_client(self, auth: uamqp.authentication.JWTTokenAuth) -> uamqp.SendClient:
         return uamqp.SendClient(
             target=_address(self._settings, "/messages/devicebound"),
-            auth=_auth(self._settings, self._credential_factory),
+            auth=auth,
             error_policy=amqp_errors.ErrorPolicy(max_retries=0),
             msg_timeout=int(self._settings.send_timeout_s * 1000),
             keep_alive_interval=120,
@@ -323,6 +496,8 @@ class FeedbackMessage:
 
     body: bytes
     enqueued_time_ms: int | None
+    #: Earlier deliveries of this message (IoT Hub drops it after its feedback maxDeliveryCount, 10 by default).
+    delivery_count: int
     _amqp: uamqp.Message
 
     def accept(self) -> None:
@@ -343,13 +518,28 @@ class FeedbackMessage:
     def _settle(action: str, settle: Callable[[], object]) -> None:
         try:
             settle()
-        except (amqp_errors.AMQPError, OSError, RuntimeError) as error:
+        except _LINK_ERRORS as error:
             # The lock is lost with the link: IoT Hub redelivers the message after its lock expires.
             raise Unavailable(f"could not {action} feedback: {type(error).__name__}") from None
 
 
+def feedback_body(message: uamqp.Message) -> bytes:
+    """The message's data sections joined; b"" for a message with no data body (it is then
+    rejected as malformed by the drain instead of failing every run)."""
+    try:
+        sections = message.get_data()
+        return b"".join(bytes(section) for section in sections or ())
+    except (TypeError, ValueError, AttributeError, amqp_errors.AMQPError):
+        return b""
+
+
 class FeedbackReceiver(_Link):
-    """Receiver on `/messages/servicebound/feedback` with explicit settlement (peek-lock)."""
+    """Receiver on `/messages/servicebound/feedback` with explicit settlement (peek-lock).
+
+    The link is open only while a drain runs: `close()` it at the end of each run, so no credit is
+    left on the endpoint and no feedback sits prefetched and locked (its lock running out would count
+    a delivery) while the function is idle.
+    """
 
     def __init__(
         self,
@@ -366,34 +556,37 @@ class FeedbackReceiver(_Link):
 
         Raises `Unavailable` / `Unauthorized` when the endpoint cannot be reached (the client is rebuilt).
         """
-        with self._lock:
-            client = self._open_client()
+        with self._client_lock:
+            try:
+                client = self._ready_client("feedback link")
+            except _LinkFailure as failure:
+                raise failure.error from None
             try:
                 batch = client.receive_message_batch(
                     max_batch_size=min(max_messages, self._prefetch), timeout=max(1, int(timeout_s * 1000))
                 )
-            except amqp_errors.AuthenticationException:
+            except _LINK_ERRORS as error:
                 self._reset()
-                raise Unauthorized("IoT Hub refused the app's credentials on the feedback endpoint") from None
-            except (amqp_errors.AMQPError, OSError, RuntimeError) as error:
-                self._reset()
-                raise Unavailable(f"IoT Hub feedback endpoint failed: {type(error).__name__}") from None
+                raise _link_failure(error, "feedback link").error from None
         return [self._wrap(message) for message in batch]
 
     @staticmethod
     def _wrap(message: uamqp.Message) -> FeedbackMessage:
-        body = b"".join(bytes(part) for part in message.get_data())
         annotations = message.annotations or {}
         enqueued = annotations.get(b"iothub-enqueuedtime") or annotations.get("iothub-enqueuedtime")
         enqueued_ms = int(enqueued.timestamp() * 1000) if hasattr(enqueued, "timestamp") else enqueued
-        return FeedbackMessage(body=body, enqueued_time_ms=enqueued_ms, _amqp=message)
+        header = message.header
+        deliveries = int(header.delivery_count or 0) if header is not None else 0
+        return FeedbackMessage(
+            body=feedback_body(message), enqueued_time_ms=enqueued_ms, delivery_count=deliveries, _amqp=message
+        )
 
-    def _new_client(self) -> uamqp.ReceiveClient:
+    def _new_client(self, auth: uamqp.authentication.JWTTokenAuth) -> uamqp.ReceiveClient:
         # auto_complete=False: uamqp would otherwise accept each message on arrival, and release or
         # reject would do nothing.
         return uamqp.ReceiveClient(
             source=_address(self._settings, "/messages/servicebound/feedback"),
-            auth=_auth(self._settings, self._credential_factory),
+            auth=auth,
             prefetch=self._prefetch,
             auto_complete=False,
             receive_settle_mode=amqp_constants.ReceiverSettleMode.PeekLock,
@@ -401,4 +594,3 @@ class FeedbackReceiver(_Link):
             keep_alive_interval=120,
             client_name=f"c2d-feedback-{uuid.uuid4()}",
         )
-

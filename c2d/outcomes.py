@@ -1,7 +1,10 @@
 """Outcome events: what became of a C2D message, as published to the outcome topic.
 
-The Service Bus `message_id` of an outcome is derived from (originalMessageId, status), so a
-feedback record published twice (after a redelivery) is dropped by the topic's duplicate detection.
+The Service Bus `message_id` of an outcome is derived from what identifies that one event: the
+device, the C2D message id, the status and the occurrence (IoT Hub's `enqueuedTimeUtc` for a
+feedback record, the request id for an outcome this app decides itself). So a feedback record
+published twice (after a redelivery) is dropped by the topic's duplicate detection, while the same
+caller `messageId` sent to several devices gives each device its own outcome.
 """
 
 from __future__ import annotations
@@ -17,11 +20,14 @@ from c2d.messages import C2DMessage
 
 #: Fixed namespace for outcome ids: changing it would defeat duplicate detection across versions.
 OUTCOME_NAMESPACE = uuid.UUID("6f1d8a52-3c0e-4f0e-9b7e-2d7c1c2d0a11")
+#: Outcomes this app decides itself (queue requests): refused for good, or sent with an unknown result.
 SEND_FAILED = "SendFailed"
+UNKNOWN = "Unknown"
 
 
-def outcome_id(original_message_id: str, status: str) -> str:
-    return str(uuid.uuid5(OUTCOME_NAMESPACE, f"{original_message_id}\n{status}"))
+def outcome_id(device_id: str, original_message_id: str, status: str, occurrence: str) -> str:
+    """Deterministic Service Bus message id of one outcome event (for duplicate detection)."""
+    return str(uuid.uuid5(OUTCOME_NAMESPACE, "\n".join((device_id, original_message_id, status, occurrence))))
 
 
 @dataclass(frozen=True)
@@ -31,11 +37,13 @@ class Outcome:
     original_message_id: str
     description: str
     enqueued_time_utc: str
+    #: What makes this event unique beside device, message and status (see `outcome_id`).
+    occurrence: str
     body: dict[str, object] = field(default_factory=dict)
 
     @property
     def message_id(self) -> str:
-        return outcome_id(self.original_message_id, self.status)
+        return outcome_id(self.device_id, self.original_message_id, self.status, self.occurrence)
 
     @property
     def application_properties(self) -> dict[str, str]:
@@ -62,28 +70,44 @@ def outcome_from_feedback(record: FeedbackRecord) -> Outcome:
         original_message_id=record.original_message_id,
         description=record.description,
         enqueued_time_utc=record.enqueued_time_utc,
+        occurrence=record.enqueued_time_utc,
         body=dict(record.to_dict()),
     )
 
 
+def _utc_now_text() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
 def send_failed_outcome(
-    message: C2DMessage | None, error: C2DError, *, device_id: str = "", message_id: str = ""
+    message: C2DMessage | None,
+    error: C2DError,
+    *,
+    request_id: str,
+    device_id: str = "",
+    message_id: str = "",
+    status: str = SEND_FAILED,
 ) -> Outcome:
-    """A request that can never be delivered (invalid, unknown device, too large), as an outcome."""
-    now = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    """A queue request this app settled itself, as an outcome: `SendFailed` (refused for good, or
+    a transient failure it will not retry) or `Unknown` (handed to IoT Hub, no confirmation came).
+
+    `request_id` (the queue message id) keeps the id stable when the same request is retried.
+    """
+    now = _utc_now_text()
     device = message.device_id if message else device_id
     original = message.message_id if message else message_id
     return Outcome(
-        status=SEND_FAILED,
+        status=status,
         device_id=device,
         original_message_id=original,
         description=f"{error.code}: {error.message}",
         enqueued_time_utc=now,
+        occurrence=f"request:{request_id}",
         body={
             "originalMessageId": original,
             "deviceId": device,
             "correlationId": message.correlation_id if message else None,
-            "statusCode": SEND_FAILED,
+            "statusCode": status,
             "description": error.message,
             "error": error.to_dict(),
             "enqueuedTimeUtc": now,

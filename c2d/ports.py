@@ -17,9 +17,14 @@ class MessageSender(Protocol):
 class OutcomeSink(Protocol):
     def publish(self, outcomes: Sequence[Outcome]) -> None: ...
 
+    def check_reachable(self) -> None:
+        """Open the connection to the topic now; raises `PublishFailed` if it cannot be reached."""
+        ...
+
 
 class SettleableFeedback(Protocol):
     body: bytes
+    delivery_count: int
 
     def accept(self) -> None: ...
 
@@ -30,3 +35,7 @@ class SettleableFeedback(Protocol):
 
 class FeedbackSource(Protocol):
     def receive(self, max_messages: int, timeout_s: float) -> Sequence[SettleableFeedback]: ...
+
+    def close(self) -> None:
+        """End the receive link (called after every drain, so nothing stays prefetched and locked)."""
+        ...

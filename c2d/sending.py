@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 
 from c2d.commands import C2DCommand
@@ -23,6 +23,12 @@ def send_command(
 ) -> tuple[list[C2DMessage], list[SendResult]]:
     messages = command.to_messages(now, new_message_id)
     results = sender.send_many(messages)
+    log_results(messages, results)
+    return messages, results
+
+
+def log_results(messages: Sequence[C2DMessage], results: Sequence[SendResult]) -> None:
+    """One `c2d.send` line per message: what was sent where, or why not."""
     for message, result in zip(messages, results, strict=True):
         fields: dict[str, object] = {
             "status": result.status,
@@ -37,4 +43,3 @@ def send_command(
             if result.error.tracking_id:
                 fields["trackingId"] = result.error.tracking_id
         log_event(logger, "send", logging.INFO if result.sent else logging.WARNING, **fields)
-    return messages, results

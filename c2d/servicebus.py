@@ -62,6 +62,23 @@ class OutcomePublisher:
                 self._reset()
                 raise PublishFailed(f"publishing outcomes to Service Bus failed: {type(error).__name__}") from None
 
+    def check_reachable(self) -> None:
+        """Open the topic link now (connection, authentication, attach) without sending anything.
+
+        FeedbackProcessor calls it before taking feedback: while the topic is out of reach the
+        feedback stays on IoT Hub untouched, instead of being received, released and redelivered
+        every run until IoT Hub drops it after its maxDeliveryCount.
+        """
+        with self._lock:
+            try:
+                self._open_sender().create_message_batch()  # the SDK attaches the link to learn its size limit
+            except ServiceBusAuthenticationError:
+                self._reset()
+                raise PublishFailed("Service Bus refused the app's credentials") from None
+            except (AzureError, OSError) as error:
+                self._reset()
+                raise PublishFailed(f"the outcome topic cannot be reached: {type(error).__name__}") from None
+
     def _publish_locked(self, outcomes: Sequence[Outcome]) -> None:
         sender = self._open_sender()
         batch = sender.create_message_batch()

@@ -1,9 +1,10 @@
-"""Start Azurite's Storage-queue service (node_modules/.bin/azurite-queue) for local runs and tests.
+"""Start Azurite (node_modules/.bin/azurite) for local runs and tests: the queue service (the
+queue trigger) and the table service (the app's send journal and status table); blob comes along.
 
-    python -m localcloud.azurite [--port 10001] [--location DIR]
+    python -m localcloud.azurite [--port 10001] [--table-port 10002] [--location DIR]
 
 prints the connection string and runs until interrupted. From Python use `start_azurite()` or the
-`azurite()` context manager (port 0 picks a free port; the actual one is read from Azurite's output).
+`azurite()` context manager (port 0 picks a free port; the actual ones are read from Azurite's output).
 """
 
 from __future__ import annotations
@@ -25,25 +26,26 @@ from pathlib import Path
 from localcloud.redact import redact_keys
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
-AZURITE_QUEUE = PROJECT_ROOT / "node_modules" / ".bin" / "azurite-queue"
+AZURITE = PROJECT_ROOT / "node_modules" / ".bin" / "azurite"
 # Azurite's fixed, publicly documented development account (not a secret).
 ACCOUNT_NAME = "devstoreaccount1"
 ACCOUNT_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
 _CLOSED = "Queue service successfully closed"
-_LISTENING = re.compile(r"Queue service successfully listens on http://([^:/\s]+):(\d+)")
+_LISTENING = re.compile(r"Azurite (Blob|Queue|Table) service is successfully listening at http://([^:/\s]+):(\d+)")
 
 
-def connection_string(host: str, port: int) -> str:
+def connection_string(host: str, port: int, table_port: int | None = None) -> str:
+    table = f"TableEndpoint=http://{host}:{table_port}/{ACCOUNT_NAME};" if table_port else ""
     return (
         f"DefaultEndpointsProtocol=http;AccountName={ACCOUNT_NAME};AccountKey={ACCOUNT_KEY};"
-        f"QueueEndpoint=http://{host}:{port}/{ACCOUNT_NAME};"
+        f"QueueEndpoint=http://{host}:{port}/{ACCOUNT_NAME};{table}"
     )
 
 
 def expand_development_storage(value: str) -> str:
-    """'UseDevelopmentStorage=true' -> the explicit connection string of Azurite's default queue port."""
+    """'UseDevelopmentStorage=true' -> the explicit connection string of Azurite's default ports."""
     if value.replace(" ", "").lower().startswith("usedevelopmentstorage=true"):
-        return connection_string("127.0.0.1", 10001)
+        return connection_string("127.0.0.1", 10001, 10002)
     return value
 
 
@@ -63,13 +65,14 @@ class Azurite:
     process: subprocess.Popen[bytes]
     host: str
     port: int
+    table_port: int
     location: Path
     log_path: Path
     _owns_location: bool
 
     @property
     def connection_string(self) -> str:
-        return connection_string(self.host, self.port)
+        return connection_string(self.host, self.port, self.table_port)
 
     def log_text(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
@@ -92,35 +95,46 @@ class Azurite:
             shutil.rmtree(self.location, ignore_errors=True)
 
 
+def azurite_command(host: str, port: int, table_port: int, location: Path) -> list[str]:
+    return [
+        str(AZURITE), "--blobHost", host, "--blobPort", "0", "--queueHost", host, "--queuePort", str(port),
+        "--tableHost", host, "--tablePort", str(table_port), "--location", str(location),
+        "--skipApiVersionCheck", "--loose", "--silent",
+    ]  # fmt: skip
+
+
 def start_azurite(
-    port: int = 0, host: str = "127.0.0.1", location: Path | None = None, timeout: float = 60.0
+    port: int = 0,
+    host: str = "127.0.0.1",
+    location: Path | None = None,
+    timeout: float = 60.0,
+    table_port: int = 0,
 ) -> Azurite:
-    """Start azurite-queue and wait until it listens. The caller must call `stop()`."""
-    if not AZURITE_QUEUE.exists():
-        raise AzuriteError(f"{AZURITE_QUEUE} not found: run 'npm ci' in {PROJECT_ROOT}")
+    """Start Azurite and wait until its queue and table services listen. The caller must call `stop()`."""
+    if not AZURITE.exists():
+        raise AzuriteError(f"{AZURITE} not found: run 'npm ci' in {PROJECT_ROOT}")
     owns = location is None
     loc = Path(tempfile.mkdtemp(prefix="azurite-")) if location is None else location
     loc.mkdir(parents=True, exist_ok=True)
     log_path = loc / "azurite.log"
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
-            [str(AZURITE_QUEUE), "--queueHost", host, "--queuePort", str(port), "--location", str(loc),
-             "--skipApiVersionCheck", "--loose", "--silent"],
+            azurite_command(host, port, table_port, loc),
             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=str(loc),
             preexec_fn=_die_with_parent if sys.platform == "linux" else None,
         )  # fmt: skip
-    azurite = Azurite(process, host, port, loc, log_path, owns)
+    azurite = Azurite(process, host, port, table_port, loc, log_path, owns)
     deadline = time.monotonic() + timeout
     try:
         while True:
-            m = _LISTENING.search(azurite.log_text())
-            if m:
-                azurite.port = int(m.group(2))
+            listening = {m.group(1): int(m.group(3)) for m in _LISTENING.finditer(azurite.log_text())}
+            if "Queue" in listening and "Table" in listening:
+                azurite.port, azurite.table_port = listening["Queue"], listening["Table"]
                 return azurite
             if process.poll() is not None:
-                raise AzuriteError(f"azurite-queue exited with {process.returncode}: {azurite.log_text()[-2000:]}")
+                raise AzuriteError(f"azurite exited with {process.returncode}: {azurite.log_text()[-2000:]}")
             if time.monotonic() > deadline:
-                raise AzuriteError(f"azurite-queue did not start within {timeout} s")
+                raise AzuriteError(f"azurite did not start within {timeout} s")
             time.sleep(0.05)
     except BaseException:
         azurite.stop()
@@ -129,7 +143,7 @@ def start_azurite(
 
 @contextlib.contextmanager
 def azurite(port: int = 0, host: str = "127.0.0.1", location: Path | None = None) -> Iterator[Azurite]:
-    instance = start_azurite(port=port, host=host, location=location)
+    instance = start_azurite(port=port, host=host, location=location, table_port=0)
     try:
         yield instance
     finally:
@@ -139,11 +153,13 @@ def azurite(port: int = 0, host: str = "127.0.0.1", location: Path | None = None
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m localcloud.azurite")
     parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=10001)
+    parser.add_argument("--port", type=int, default=10001, help="queue service port")
+    parser.add_argument("--table-port", type=int, default=10002, help="table service port")
     parser.add_argument("--location", type=Path, default=None, help="data folder (default: a temp folder)")
     args = parser.parse_args(argv)
-    instance = start_azurite(port=args.port, host=args.host, location=args.location)
-    print(f"Azurite queue service on http://{instance.host}:{instance.port}", flush=True)
+    instance = start_azurite(port=args.port, host=args.host, location=args.location, table_port=args.table_port)
+    print(f"Azurite queue service on http://{instance.host}:{instance.port}, "
+          f"table service on http://{instance.host}:{instance.table_port}", flush=True)
     print(f"AzureWebJobsStorage={redact_keys(instance.connection_string)}", flush=True)
     print("  (AccountKey: Azurite's published development key, ACCOUNT_KEY in localcloud/azurite.py)", flush=True)
     try:

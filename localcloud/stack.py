@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from localcloud.azurite import AZURITE_QUEUE, Azurite, azurite
+from localcloud.azurite import AZURITE, Azurite, azurite, azurite_command
 from localcloud.azurite import connection_string as azurite_connection_string
 from localcloud.certs import ensure_certs
 from localcloud.functions_host.testing import RunningHost, start_host
@@ -54,6 +54,7 @@ class UpPorts:
     servicebus: int = 5672
     servicebus_admin: int = 5673
     azurite: int = 10001
+    azurite_table: int = 10002
     functions: int = 7071
 
 
@@ -212,7 +213,7 @@ def up(ports: UpPorts = UpPorts()) -> int:
     if running:
         print(f"localcloud is already running ({', '.join(running)}); `python -m localcloud down` first")
         return 1
-    if not AZURITE_QUEUE.exists():
+    if not AZURITE.exists():
         print("Azurite is not installed: run `npm ci` (or `make venv`) first", file=sys.stderr)
         return 2
     certs = ensure_certs(STATE_DIR)
@@ -231,17 +232,16 @@ def up(ports: UpPorts = UpPorts()) -> int:
             "--admin-port", str(ports.servicebus_admin), "--log-level", "WARNING",
         ])  # fmt: skip
         (STATE_DIR / "azurite").mkdir(parents=True, exist_ok=True)
-        pids["azurite"] = _spawn("azurite", [
-            str(AZURITE_QUEUE), "--queueHost", "127.0.0.1", "--queuePort", str(ports.azurite),
-            "--location", str(STATE_DIR / "azurite"), "--skipApiVersionCheck", "--loose",
-        ])  # fmt: skip
+        pids["azurite"] = _spawn(
+            "azurite", azurite_command("127.0.0.1", ports.azurite, ports.azurite_table, STATE_DIR / "azurite")
+        )
         _save(pids)
         _wait_ready("iothub", pids["iothub"], hub_ready.exists)
         bus_line = _wait_ready("servicebus", pids["servicebus"], lambda: _ready_line(_log("servicebus")))
-        _wait_ready("azurite", pids["azurite"], lambda: "successfully listens" in _log("azurite"))
+        _wait_ready("azurite", pids["azurite"], lambda: "Table service is successfully listening" in _log("azurite"))
 
         hub = hub_config.HubConfig()
-        storage = azurite_connection_string("127.0.0.1", ports.azurite)
+        storage = azurite_connection_string("127.0.0.1", ports.azurite, ports.azurite_table)
         settings = app_settings(
             iothub_connection_string=hub.service_connection_string(),
             amqp_port=ports.amqp,

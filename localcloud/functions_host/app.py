@@ -145,6 +145,28 @@ def read_function(directory: Path, settings: dict[str, str]) -> FunctionSpec | N
     )
 
 
+#: App settings that override host.json, as in Azure: `AzureFunctionsJobHost__extensions__queues__batchSize`.
+HOST_JSON_OVERRIDE_PREFIX = "AzureFunctionsJobHost__"
+
+
+def apply_host_json_overrides(host_json: dict[str, Any], settings: dict[str, str]) -> dict[str, Any]:
+    """A copy of host.json with every `AzureFunctionsJobHost__a__b` setting written to `a.b` (as a string,
+    which is how the real host sees them too; the readers parse timespans and numbers from strings)."""
+    result = json.loads(json.dumps(host_json))
+    for name, value in settings.items():
+        if not name.startswith(HOST_JSON_OVERRIDE_PREFIX):
+            continue
+        path = name[len(HOST_JSON_OVERRIDE_PREFIX):].split("__")
+        node = result
+        for key in path[:-1]:
+            child = node.get(key)
+            if not isinstance(child, dict):
+                child = node[key] = {}
+            node = child
+        node[path[-1]] = value
+    return result
+
+
 def load_app(root: Path, extra_settings: dict[str, str] | None = None) -> FunctionApp:
     root = root.resolve()
     host_path = root / "host.json"
@@ -156,6 +178,7 @@ def load_app(root: Path, extra_settings: dict[str, str] | None = None) -> Functi
         raise AppError(f"cannot parse {host_path}: {exc}") from exc
     settings = read_settings(root)
     settings.update(extra_settings or {})
+    host_json = apply_host_json_overrides(host_json, settings)
     functions: list[FunctionSpec] = []
     errors: dict[str, str] = {}
     for directory in sorted(p for p in root.iterdir() if (p / "function.json").is_file()):

@@ -4,6 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+#: Every character IoT Hub allows in a device id that means something in a URL. The decoy is what the
+#: first id turns into when the C2D `to` address is not URL-encoded (%41 decodes to A).
+ODD_DEVICE = "odd%41#x?y+z!(),:=@$'_*-."
+DECOY_DEVICE = "oddA#x?y+z!(),:=@$'_*-."
+
 
 def device_https(hub: Any, device_id: str, action: str = "complete", count: int = 1, timeout_s: float = 20) -> int:
     """Settle `count` messages of a device over the HTTPS device API; 0 when all were handled."""

@@ -14,6 +14,7 @@ from pytest_mock import MockerFixture
 from c2d import clients
 from c2d.errors import C2DError
 from c2d.iothub import C2DSender
+from c2d.journal import EarlierAttempt, RecordedResult, SendJournal
 from c2d.messages import C2DMessage, SendResult
 from c2d.servicebus import OutcomePublisher
 
@@ -48,4 +49,31 @@ def publisher(mocker: MockerFixture) -> Mock:
     mock.published = []
     mock.publish.side_effect = lambda outcomes: mock.published.extend(outcomes)
     mocker.patch.object(clients, "get_publisher", return_value=mock)
+    return mock
+
+
+@pytest.fixture(autouse=True)
+def journal(mocker: MockerFixture) -> Mock:
+    """SendJournal double keeping claims and results in memory (`journal.claims`: request id -> results)."""
+    mock = mocker.create_autospec(SendJournal, instance=True)
+    mock.claims = {}
+
+    def claim(request_id: str) -> EarlierAttempt | None:
+        if request_id not in mock.claims:
+            mock.claims[request_id] = {}
+            return None
+        return EarlierAttempt(dict(mock.claims[request_id]))
+
+    def record(request_id: str, results: Sequence[SendResult]) -> None:
+        mock.claims[request_id] = {
+            r.device_id: RecordedResult(
+                r.message_id, r.status, r.error.code if r.error else None, r.error.message if r.error else None
+            )
+            for r in results
+        }
+
+    mock.claim.side_effect = claim
+    mock.record.side_effect = record
+    mock.release.side_effect = lambda request_id: mock.claims.pop(request_id, None)
+    mocker.patch.object(clients, "get_journal", return_value=mock)
     return mock

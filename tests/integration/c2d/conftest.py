@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from c2d_testing.devices import DECOY_DEVICE, ODD_DEVICE
 from c2d_testing.localcloud import trusting
 
 from c2d.config import IoTHubSettings, ServiceBusSettings
@@ -14,6 +15,7 @@ from localcloud.servicebus.testing import RunningEmulator as RunningServiceBus
 from localcloud.servicebus.testing import start_emulator as start_service_bus
 
 DEVICES = [{"device_id": f"dev-{i}", "primary_key": f"ZGV2aWNlLWtleS0{i}LXRlc3QtdGVzdC10ZXN0LXRlc3Q="} for i in range(4)]
+DEVICES += [{"device_id": ODD_DEVICE}, {"device_id": DECOY_DEVICE}]
 
 
 @pytest.fixture(scope="module")

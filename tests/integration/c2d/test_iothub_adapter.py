@@ -9,7 +9,8 @@ import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from c2d_testing.devices import device_https
+from azure.core.exceptions import ClientAuthenticationError, ServiceRequestError
+from c2d_testing.devices import DECOY_DEVICE, ODD_DEVICE, device_https
 
 from c2d.config import IoTHubSettings
 from c2d.errors import (
@@ -17,6 +18,7 @@ from c2d.errors import (
     DeviceQueueFull,
     MessageTooLarge,
     OutcomeUnknown,
+    SenderBusy,
     Throttled,
     Unauthorized,
     Unavailable,
@@ -187,3 +189,118 @@ def test_feedback_released_is_redelivered_and_accepted_is_gone(hub, hub_settings
         again[0].accept()
         assert receiver.receive(10, 1.0) == []
     assert json.loads(body)[0]["originalMessageId"] == "fb-1"
+
+
+def test_device_ids_with_url_characters_reach_exactly_that_device(hub, hub_settings) -> None:
+    """Hole 9: the `to` address carried the raw id, so IoT Hub's URL-decoding sent `odd%41...` to `oddA...`."""
+    with C2DSender(hub_settings) as sender:
+        (result,) = sender.send_many([message(ODD_DEVICE, "odd-1")])
+    assert result.sent, result.error
+    assert [m["messageId"] for m in queued(hub, ODD_DEVICE)] == ["odd-1"]
+    assert queued(hub, DECOY_DEVICE) == []
+
+
+class FailingCredential:
+    """A managed-identity credential that cannot get a token (no identity, IMDS down, ...)."""
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+        self.calls = 0
+
+    def get_token(self, *scopes: str, **_kwargs: object) -> object:
+        self.calls += 1
+        raise self.error
+
+
+@pytest.mark.parametrize(
+    ("error", "expected", "retry_after"),
+    [
+        (ClientAuthenticationError("no managed identity endpoint"), Unauthorized, None),
+        (ServiceRequestError("IMDS timed out"), Unavailable, 5),
+    ],
+    ids=["auth-refused", "transient"],
+)
+def test_managed_identity_token_errors_are_typed_and_nothing_is_sent_later(hub, error, expected, retry_after) -> None:
+    """Hole 3: an AzureError from get_token escaped as a 500 and left the uamqp client (with its
+    pending messages) in place for the next invocation."""
+    settings = IoTHubSettings(hostname="localhost", amqp_port=hub.ports.amqp, connect_timeout_s=5)
+    credential = FailingCredential(error)
+    built: list[FailingCredential] = []
+
+    def factory() -> FailingCredential:
+        built.append(credential)
+        return credential
+
+    with C2DSender(settings, credential_factory=factory) as sender:
+        first = sender.send_many([message("dev-0", "mi-1"), message("dev-1", "mi-2")])
+        second = sender.send_many([message("dev-0", "mi-3")])
+    for result in (*first, *second):
+        assert isinstance(result.error, expected), result.error
+        assert result.error.retry_after_s == retry_after
+    assert len(built) == 1, "one credential per sender, reused by every reconnect"
+    assert credential.calls >= 2, "each send tried a fresh link"
+    assert queued(hub, "dev-0") == [] and queued(hub, "dev-1") == []
+
+
+def test_send_after_the_token_expired_while_idle_succeeds(hub) -> None:
+    """Hole 5: uamqp renews a token only while the link is busy; after an idle token lifetime the next
+    send failed with a false 502 Unauthorized (TokenExpired). The link is now rebuilt before expiry."""
+    settings = IoTHubSettings.from_connection_string(
+        hub.service_connection_string, amqp_port=hub.ports.amqp, send_timeout_s=10.0, token_lifetime_s=6
+    )
+    with C2DSender(settings) as sender:
+        assert sender.send_many([message("dev-0", "before-idle")])[0].sent
+        time.sleep(7)  # longer than the token's lifetime, no traffic
+        (after,) = sender.send_many([message("dev-0", "after-idle")])
+    assert after.sent, after.error
+    assert [m["messageId"] for m in queued(hub, "dev-0")] == ["before-idle", "after-idle"]
+
+
+def test_concurrent_callers_share_one_pipelined_send(hub, hub_settings) -> None:
+    """Hole 7: each caller used to hold the link for a whole round trip in turn; now the callers that
+    wait are sent together, so 16 concurrent requests cost about two round trips, not 16."""
+    hub.admin.disposition_delay(400)
+    try:
+        with C2DSender(hub_settings) as sender:
+            assert sender.send_many([message("dev-0", "warm")])[0].sent
+            results: dict[int, list] = {}
+
+            def call(index: int) -> None:
+                results[index] = sender.send_many([message(f"dev-{index % 4}", f"c-{index}")])
+
+            threads = [threading.Thread(target=call, args=(i,)) for i in range(16)]
+            started = time.monotonic()
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+            elapsed = time.monotonic() - started
+    finally:
+        hub.admin.disposition_delay(0)
+    assert all(r[0].sent for r in results.values()), results
+    assert elapsed < 16 * 0.4 / 2, f"16 callers took {elapsed:.1f} s: they were sent one round trip each"
+
+
+def test_a_caller_that_waited_too_long_is_busy_and_never_sent(hub, hub_settings) -> None:
+    """Hole 7: a request that outlived its caller's patience must never be sent later."""
+    settings = IoTHubSettings.from_connection_string(
+        hub.service_connection_string, amqp_port=hub.ports.amqp, send_timeout_s=10.0, busy_timeout_s=0.5
+    )
+    hub.admin.disposition_delay(2000)
+    try:
+        with C2DSender(settings) as sender:
+            assert sender.send_many([message("dev-0", "warm")])[0].sent
+            slow = threading.Thread(target=sender.send_many, args=([message("dev-1", "slow")],))
+            slow.start()
+            time.sleep(0.3)
+            started = time.monotonic()
+            (busy,) = sender.send_many([message("dev-2", "impatient")])
+            waited = time.monotonic() - started
+            slow.join()
+            time.sleep(0.5)
+    finally:
+        hub.admin.disposition_delay(0)
+    assert isinstance(busy.error, SenderBusy) and busy.error.http_status == 503 and busy.error.retry_after_s
+    assert waited < 1.5
+    assert queued(hub, "dev-2") == [], "a request answered SenderBusy must never be sent"
+    assert [m["messageId"] for m in queued(hub, "dev-1")] == ["slow"]

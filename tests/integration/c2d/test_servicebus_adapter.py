@@ -48,7 +48,7 @@ def test_publish_routes_to_filtered_subscriptions_with_every_field(bus, bus_sett
     everything = drain(bus, "all")
     assert sorted(str(m.message_id) for m in everything) == sorted(o.message_id for o in published)
     first = next(m for m in everything if str(m.correlation_id) == "route-1")
-    assert first.message_id == outcome_id("route-1", "Expired")
+    assert first.message_id == outcome_id("dev-1", "route-1", "Expired", "2026-11-26T10:00:00Z")
     assert first.subject == "Expired"
     assert first.content_type == "application/json"
     props = {k.decode() if isinstance(k, bytes) else k: v.decode() if isinstance(v, bytes) else v
@@ -87,3 +87,16 @@ def test_wrong_key_is_publish_failed(bus) -> None:
     )
     with OutcomePublisher(settings) as publisher, pytest.raises(PublishFailed, match="credentials"):
         publisher.publish(outcomes("auth", 1))
+
+
+def test_one_message_id_to_three_devices_gives_three_outcomes(bus, bus_settings) -> None:
+    """Hole 4: outcome ids used to be uuid5(messageId, status), so duplicate detection dropped the
+    second and third device's outcome of a caller messageId sent to several devices."""
+    drain(bus, "all")
+    records = [FeedbackRecord("job-42", f"dev-{i}", "Success", "Success", "2026-11-26T10:00:00Z", "1") for i in range(3)]
+    with OutcomePublisher(bus_settings) as publisher:
+        publisher.publish([outcome_from_feedback(r) for r in records])
+        publisher.publish([outcome_from_feedback(r) for r in records])  # a redelivery: dropped as duplicates
+
+    received = drain(bus, "all")
+    assert sorted(m.application_properties[b"deviceId"].decode() for m in received) == ["dev-0", "dev-1", "dev-2"]

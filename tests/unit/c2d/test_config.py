@@ -11,6 +11,8 @@ from c2d.config import (
     load_feedback_settings,
     load_iothub_settings,
     load_servicebus_settings,
+    load_table_settings,
+    sdk_log_level,
 )
 from c2d.errors import ConfigurationError
 
@@ -88,3 +90,56 @@ def test_secrets_never_appear_in_repr_logs_or_errors(caplog: pytest.LogCaptureFi
 def test_feedback_defaults() -> None:
     settings = load_feedback_settings({})
     assert settings.max_drain_s < 10, "must finish inside the default 10 s schedule"
+
+
+@pytest.mark.parametrize(
+    ("value", "level"),
+    [("", logging.WARNING), ("  ", logging.WARNING), ("info", logging.INFO), ("10", 10), ("verbose", logging.WARNING)],
+    ids=["blank", "spaces", "name", "number", "unknown-name"],
+)
+def test_sdk_log_level_never_raises(value: str, level: int) -> None:
+    """Hole 6: C2D_SDK_LOG_LEVEL is read at import time; a blank or numeric value used to raise there."""
+    assert sdk_log_level({"C2D_SDK_LOG_LEVEL": value}) == level
+
+
+@pytest.mark.parametrize("value", ["", "15", "not-a-level"])
+def test_importing_the_iothub_adapter_survives_any_sdk_log_level(value: str) -> None:
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "C2D_SDK_LOG_LEVEL": value}
+    result = subprocess.run(
+        [sys.executable, "-c", "import c2d.iothub, logging; print(logging.getLogger('uamqp').level)"],
+        env=env, capture_output=True, text=True, timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert int(result.stdout) == (15 if value == "15" else logging.WARNING)
+
+
+def test_table_settings_from_connection_string_or_identity() -> None:
+    conn = load_table_settings({"AzureWebJobsStorage": "UseDevelopmentStorage=true"})
+    assert conn.connection_string and conn.table == "c2dstatus"
+    identity = load_table_settings(
+        {"AzureWebJobsStorage__accountName": "acct", "AzureWebJobsStorage__clientId": "id-1", "C2D_STATUS_TABLE": "x1y"}
+    )
+    assert identity.endpoint == "https://acct.table.core.windows.net" and identity.client_id == "id-1"
+    assert identity.table == "x1y"
+    with pytest.raises(ConfigurationError, match="C2D_STATUS_TABLE"):
+        load_table_settings({"AzureWebJobsStorage": "UseDevelopmentStorage=true", "C2D_STATUS_TABLE": "bad-name"})
+    with pytest.raises(ConfigurationError, match="AzureWebJobsStorage"):
+        load_table_settings({})
+
+
+def test_every_wait_is_bounded_under_the_http_limit() -> None:
+    """Hole 7: the longest a request can take (busy wait + connect + confirmation) stays under the
+    Functions host's 230 s HTTP limit whatever the settings allow."""
+    env = {
+        "IOTHUB_CONNECTION_STRING": SERVICE_CS,
+        "C2D_SEND_BUSY_TIMEOUT_SECONDS": "60", "IOTHUB_CONNECT_TIMEOUT_SECONDS": "60",
+        "IOTHUB_SEND_TIMEOUT_SECONDS": "100",
+    }
+    settings = load_iothub_settings(env)
+    assert settings.busy_timeout_s + settings.connect_timeout_s + settings.send_timeout_s < 230
+    for name, too_big in (("C2D_SEND_BUSY_TIMEOUT_SECONDS", "61"), ("IOTHUB_SEND_TIMEOUT_SECONDS", "101")):
+        assert any(name in p for p in check_all({**env, name: too_big}))

@@ -32,8 +32,9 @@ def record(message_id: str, status: str = "Success", device: str = "dev-1") -> d
 class Feedback:
     """A feedback message as the receiver hands it out; remembers how it was settled."""
 
-    def __init__(self, body: bytes) -> None:
+    def __init__(self, body: bytes, delivery_count: int = 0) -> None:
         self.body = body
+        self.delivery_count = delivery_count
         self.settled: list[str] = []
 
     def accept(self) -> None:
@@ -136,7 +137,41 @@ def test_redelivered_feedback_gets_the_same_outcome_ids(receiver, publisher) -> 
 
     ids = [o.message_id for o in publisher.published]
     assert ids[:2] == ids[2:]
-    assert ids[0] == outcome_id("m1", "Success") != ids[1] == outcome_id("m1", "Expired")
+    when = "2026-11-26T10:00:00.0000000Z"
+    assert ids[0] == outcome_id("dev-1", "m1", "Success", when) != ids[1] == outcome_id("dev-1", "m1", "Expired", when)
+
+
+def test_topic_unreachable_leaves_feedback_untouched_on_the_hub(receiver, publisher, caplog) -> None:
+    """Releasing feedback every run during an outage would use up its deliveries (IoT Hub drops it
+    after maxDeliveryCount): while the topic cannot be reached, no feedback is taken at all."""
+    receiver.batches = [[Feedback(json.dumps([record("m1")]).encode())]]
+    publisher.check_reachable.side_effect = PublishFailed("the outcome topic cannot be reached")
+    caplog.set_level(logging.INFO)
+
+    for _ in range(12):
+        run()
+
+    receiver.receive.assert_not_called()
+    assert "feedback-paused" in caplog.text
+    publisher.check_reachable.side_effect = None
+    run()
+    assert [o.original_message_id for o in publisher.published] == ["m1"]
+
+
+def test_feedback_link_is_closed_after_every_run(receiver, publisher) -> None:
+    receiver.batches = [[Feedback(json.dumps([record("m1")]).encode())]]
+    run()
+    receiver.close.assert_called_once()
+    receiver.receive.side_effect = Unavailable("hub unreachable")
+    run()
+    assert receiver.close.call_count == 2
+
+
+def test_redelivered_feedback_is_logged_with_its_delivery_count(receiver, publisher, caplog) -> None:
+    receiver.batches = [[Feedback(json.dumps([record("m1")]).encode(), delivery_count=7)]]
+    caplog.set_level(logging.INFO)
+    run()
+    assert 'c2d.feedback-redelivered {"deliveryCount":7' in caplog.text
 
 
 def test_bad_service_bus_settings_fail_before_any_feedback_is_taken(receiver, monkeypatch) -> None:

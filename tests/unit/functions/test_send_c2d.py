@@ -257,3 +257,43 @@ def test_bad_connection_string_is_named_but_never_echoed(monkeypatch, caplog) ->
     assert "IOTHUB_CONNECTION_STRING" in caplog.text and "SharedAccessKeyName" in caplog.text
     assert FAKE_KEY not in caplog.text
     assert FAKE_KEY not in response.get_body().decode()
+
+
+@pytest.mark.parametrize(
+    ("raw", "rule"),
+    [
+        (b'{"payload": ' + b"9" * 5000 + b"}", "json"),
+        (b'{"payload": 1, "ttlSeconds": ' + b"1" * 5000 + b"}", "json"),
+        (b'{"payload": 1e999}', "json"),
+        (b'{"payload": 1, "ttlSeconds": 1e999}', "range"),
+        (b"[" * 100_000 + b"]" * 100_000, "json"),
+    ],
+    ids=["5000-digit-payload", "5000-digit-ttl", "infinite-payload", "infinite-ttl", "deep-nesting"],
+)
+def test_json_the_parser_cannot_hold_is_400_never_500(sender, raw, rule) -> None:
+    """Hole 6: a 5,000-digit integer used to raise ValueError inside json.loads (a 500)."""
+    for response in (post_device("dev-1", None, raw=raw), post_fan_out_raw(raw)):
+        assert response.status_code == 400, response.get_body()[:300]
+        assert rule in {d["rule"] for d in body_of(response)["error"]["details"]}
+    sender.send_many.assert_not_called()
+
+
+def post_fan_out_raw(raw: bytes) -> func.HttpResponse:
+    return SendC2DFanOut.main(func.HttpRequest(method="POST", url="http://localhost/api/messages", headers={}, body=raw))
+
+
+def test_body_over_the_cap_is_413_before_parsing(sender, monkeypatch, mocker) -> None:
+    monkeypatch.setenv("C2D_MAX_REQUEST_BYTES", "2048")
+    parse = mocker.patch("c2d.http_api.parse_json_body", side_effect=AssertionError("must not parse"))
+    raw = json.dumps({"payload": "x" * 3000}).encode()
+    for response in (post_device("dev-1", None, raw=raw), post_fan_out_raw(raw)):
+        assert response.status_code == 413
+        error = body_of(response)["error"]
+        assert error["code"] == "RequestTooLarge" and "2048" in error["message"]
+    parse.assert_not_called()
+    sender.send_many.assert_not_called()
+
+
+def test_default_cap_is_one_mebibyte(sender) -> None:
+    just_over = b'{"payload": "' + b"x" * (1024 * 1024) + b'"}'
+    assert post_device("dev-1", None, raw=just_over).status_code == 413
