@@ -92,7 +92,7 @@ var iotHubSecretName = 'iothub-connection-string'
 var serviceBusSecretName = 'servicebus-connection-string'
 var keyVaultSecretsUri = 'https://${keyVaultName}${environment().suffixes.keyvaultDns}/secrets/'
 
-resource rg 'Microsoft.Resources/resourceGroups@2024-03-01' = {
+resource rg 'Microsoft.Resources/resourceGroups@2021-04-01' = {
   name: empty(resourceGroupName) ? 'rg-${environmentName}' : resourceGroupName
   location: location
   tags: tags
@@ -191,7 +191,7 @@ module rbac 'app/rbac.bicep' = {
     iotHubName: iotHub.outputs.name
     serviceBusNamespaceName: serviceBus.outputs.name
     outcomeTopicName: serviceBus.outputs.topicName
-    keyVaultName: useManagedIdentity ? '' : keyVaultName
+    keyVaultName: keyVaultName
   }
   dependsOn: [
     keyVault

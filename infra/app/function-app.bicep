@@ -157,15 +157,12 @@ var connectionStringSettings = {
   SERVICEBUS_CONNECTION: '@Microsoft.KeyVault(SecretUri=${serviceBusConnectionStringSecretUri})'
 }
 
+var serviceSettings = useManagedIdentity ? identitySettings : connectionStringSettings
+
 resource settings 'Microsoft.Web/sites/config@2024-04-01' = {
   parent: app
   name: 'appsettings'
-  properties: union(
-    hostStorageSettings,
-    monitoringSettings,
-    appSettings,
-    useManagedIdentity ? identitySettings : connectionStringSettings
-  )
+  properties: union(hostStorageSettings, monitoringSettings, appSettings, serviceSettings)
 }
 
 output name string = app.name

@@ -150,10 +150,7 @@ resource iotHubSender 'Microsoft.Authorization/roleAssignments@2022-04-01' = if 
   name: guid(iotHub.id, principalId, iotHubRole)
   scope: iotHub
   properties: {
-    roleDefinitionId: subscriptionResourceId(
-      'Microsoft.Authorization/roleDefinitions',
-      useIotHubDataContributorRole ? iotHubDataContributor : iotHubSenderRole.name
-    )
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', useIotHubDataContributorRole ? iotHubDataContributor : iotHubSenderRole.name)
     principalId: principalId
     principalType: 'ServicePrincipal'
   }
