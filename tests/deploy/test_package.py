@@ -56,7 +56,7 @@ def test_the_upload_holds_only_what_the_app_needs(built: Package) -> None:
 
 
 def test_the_clean_environment_has_requirements_txt_alone(built: Package) -> None:
-    installed = {line.split("==")[0].lower() for line in package._freeze(built.venv.python)}
+    installed = {line.split("==")[0].lower() for line in package.freeze(built.venv.python)}
     pinned = {line.split("==")[0].lower() for line in (REPO_ROOT / "requirements.txt").read_text().splitlines()
               if line.strip() and not line.startswith("#")}
     assert pinned <= installed

@@ -121,16 +121,16 @@ def clean_venv(cache: Path, requirements: Path, python: str = sys.executable) ->
     marker = root / "installed.json"
     if marker.exists():
         recorded = json.loads(marker.read_text())
-        if recorded == _freeze(venv_python):
+        if recorded == freeze(venv_python):
             return CleanVenv(root, venv_python)
     shutil.rmtree(root, ignore_errors=True)
     _run([python, "-m", "venv", str(root)])
     _run([str(venv_python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "-r", str(requirements)])
-    marker.write_text(json.dumps(_freeze(venv_python)))
+    marker.write_text(json.dumps(freeze(venv_python)))
     return CleanVenv(root, venv_python)
 
 
-def _freeze(python: Path) -> list[str]:
+def freeze(python: Path) -> list[str]:
     if not python.exists():
         return []
     return sorted(_run([str(python), "-m", "pip", "freeze", "--disable-pip-version-check"]).stdout.split())
