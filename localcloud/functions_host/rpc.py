@@ -20,6 +20,9 @@ from localcloud.functions_host.app import FunctionSpec
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 HOST_VERSION = "4.0.0-localcloud"
+#: App setting (or environment variable) naming the Python that runs the worker, as for Azure's host and
+#: Core Tools (`languageWorkers:python:defaultExecutablePath`). Default: the host's own interpreter.
+WORKER_PYTHON_SETTING = "languageWorkers__python__defaultExecutablePath"
 
 _DIRECTIONS = ("in", "out", "inout")
 _DATA_TYPES = ("string", "binary", "stream")
@@ -135,8 +138,9 @@ class WorkerChannel:
         await self._server.start()
         env = dict(self._env)
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PROJECT_ROOT), env.get("PYTHONPATH", "")]))
+        python = env.get(WORKER_PYTHON_SETTING) or sys.executable
         self._process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "localcloud.functions_host.worker",
+            python, "-m", "localcloud.functions_host.worker",
             "--host", "127.0.0.1", "--port", str(port),
             "--worker-id", self.worker_id, "--request-id", str(uuid.uuid4()),
             cwd=str(self._app_root), env=env,
