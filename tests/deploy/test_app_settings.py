@@ -77,17 +77,17 @@ def test_a_new_setting_in_the_code_is_checked_without_editing_the_test(tmp_path:
     code = tmp_path / "c2d"
     code.mkdir()
     (code / "status.py").write_text(
-        "import os\nTABLE_SETTING = 'C2D_STATUS_TABLE'\n\n"
+        "import os\nTABLE_SETTING = 'C2D_FUTURE_TABLE'\n\n"
         "def table(env=os.environ):\n    return env.get(TABLE_SETTING, 'c2dstatus')\n\n"
         "def lifetime(env):\n    return _int_setting(env, 'C2D_TOKEN_LIFETIME_SECONDS', 3600)\n"
     )
     read = read_by_app(code)
-    assert {"C2D_STATUS_TABLE", "C2D_TOKEN_LIFETIME_SECONDS"} <= set(read)
+    assert {"C2D_FUTURE_TABLE", "C2D_TOKEN_LIFETIME_SECONDS"} <= set(read)
     rows = settings.readme_configuration(README.read_text())
     problems = settings.check_read_settings(read, rows, by_mode(infra))
-    assert ("C2D_STATUS_TABLE (read by status.py) is not set by the template in managed identity and connection "
+    assert ("C2D_FUTURE_TABLE (read by status.py) is not set by the template in managed identity and connection "
             "strings mode and is not in the README's Configuration table") in problems
-    rows["C2D_STATUS_TABLE"] = rows["C2D_TOKEN_LIFETIME_SECONDS"] = "no"  # documented as optional
+    rows["C2D_FUTURE_TABLE"] = rows["C2D_TOKEN_LIFETIME_SECONDS"] = "no"  # documented as optional
     assert settings.check_read_settings(read, rows, by_mode(infra)) == []
 
 
