@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import atexit
 import contextvars
 import logging
 import os
+import signal
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -205,6 +207,11 @@ async def _amain(args: argparse.Namespace) -> int:
     import azure_functions_runtime_v1 as runtime  # after protos: keeps import errors readable
 
     worker = Worker(protos, runtime, args)
+    # The host stops a worker with SIGTERM: end the stream like a WorkerTerminate, so the process
+    # exits through its exit hooks (the app's clients close their connections) instead of dying.
+    main_task = asyncio.current_task()
+    if main_task is not None:
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, main_task.cancel)
     handler = RpcLogHandler(worker)
     root = logging.getLogger()
     debug = os.environ.get("PYTHON_ENABLE_DEBUG_LOGGING", "").lower() in ("1", "true")
@@ -218,13 +225,18 @@ async def _amain(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
-    return asyncio.run(_amain(args))
+    try:
+        return asyncio.run(_amain(args))
+    except asyncio.CancelledError:  # SIGTERM from the host
+        return 0
 
 
 if __name__ == "__main__":
     code = main()
-    # The host is gone: do not wait for function threads that may still be running (a function
-    # past its timeout, say); the interpreter would otherwise join them at exit.
+    # Run the app's exit hooks (closing its AMQP clients), then leave without waiting for function
+    # threads that may still be running (a function past its timeout, say): the interpreter would
+    # otherwise join them at exit.
+    atexit._run_exitfuncs()
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(code)
