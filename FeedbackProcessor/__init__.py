@@ -8,4 +8,5 @@ from c2d.feedback_drain import drain_feedback
 
 def main(timer: func.TimerRequest) -> None:
     publisher = clients.get_publisher()  # fails on bad settings before any feedback is taken
-    drain_feedback(clients.get_feedback_receiver(), publisher, clients.feedback_settings())
+    ledger = clients.get_status_store()
+    drain_feedback(clients.get_feedback_receiver(), publisher, ledger, clients.feedback_settings())

@@ -1,11 +1,12 @@
-"""SendC2DFanOut: POST /api/messages sends one message to each of up to 1,000 devices (207)."""
+"""SendC2DFanOut: POST /api/messages sends one message to each of up to 1,000 listed devices, or to the
+devices a registry query selects: 207 with one result per device, or 202 with `Prefer: respond-async`."""
 
 import azure.functions as func
 
-from c2d import clients
-from c2d.bindings import http_response
+from c2d.bindings import http_response, prefers_async, send_dependencies, status_links
 from c2d.http_api import send_to_devices
 
 
 def main(req: func.HttpRequest) -> func.HttpResponse:
-    return http_response(send_to_devices(req.get_body(), clients.get_sender, clients.send_settings))
+    response = send_to_devices(req.get_body(), send_dependencies(), status_links(req), respond_async=prefers_async(req))
+    return http_response(response)

@@ -7,15 +7,17 @@ maxDequeueCount); `c2d.queue_api` raises only for failures a retry can fix.
 import azure.functions as func
 
 from c2d import clients
-from c2d.queue_api import handle_queue_request
+from c2d.queue_api import QueueDependencies, handle_queue_request
 
 
 def main(msg: func.QueueMessage) -> None:
-    handle_queue_request(
-        msg.get_body(),
-        msg.id or "",
-        clients.get_sender,
-        clients.get_publisher,
-        clients.send_settings,
-        clients.get_journal,
+    dependencies = QueueDependencies(
+        sender=clients.get_sender,
+        publisher=clients.get_publisher,
+        send_settings=clients.send_settings,
+        journal=clients.get_journal,
+        status_store=clients.get_status_store,
+        registry=clients.get_registry,
+        status_settings=clients.status_settings,
     )
+    handle_queue_request(msg.get_body(), msg.id or "", dependencies)

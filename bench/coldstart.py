@@ -62,7 +62,7 @@ def run(work_dir: Path) -> list[Figure]:
     ):
         values = app_settings(
             iothub_connection_string=hub.service_connection_string, amqp_port=hub.ports.amqp,
-            ca_bundle=hub.ca_bundle, servicebus_connection_string=bus.connection_string,
+            https_port=hub.ports.https, ca_bundle=hub.ca_bundle, servicebus_connection_string=bus.connection_string,
             storage_connection_string=storage.connection_string,
         )  # fmt: skip
         start = time.perf_counter()

@@ -14,17 +14,22 @@ from typing import TYPE_CHECKING
 from c2d.config import (
     FeedbackSettings,
     SendSettings,
+    StatusSettings,
     load_feedback_settings,
     load_iothub_settings,
     load_send_settings,
     load_servicebus_settings,
+    load_status_settings,
     load_table_settings,
 )
+from c2d.errors import ConfigurationError
 
 if TYPE_CHECKING:
     from c2d.iothub import C2DSender, FeedbackReceiver
     from c2d.journal import SendJournal
+    from c2d.registry import Registry
     from c2d.servicebus import OutcomePublisher
+    from c2d.status_store import StatusStore
     from c2d.tables import Table
 
 _lock = threading.Lock()
@@ -32,6 +37,7 @@ _sender: C2DSender | None = None
 _receiver: FeedbackReceiver | None = None
 _publisher: OutcomePublisher | None = None
 _table: Table | None = None
+_registry: Registry | None = None
 _exit_hook_registered = False
 
 
@@ -78,17 +84,53 @@ def get_publisher() -> OutcomePublisher:
         return _publisher
 
 
-def get_journal() -> SendJournal:
-    """Raises `ConfigurationError` naming every bad storage setting."""
+def _get_table() -> Table:
     global _table
-    from c2d.journal import SendJournal
     from c2d.tables import Table
 
     with _lock:
         if _table is None:
             _table = Table(load_table_settings())
             _close_at_exit()
-        return SendJournal(_table)
+        return _table
+
+
+def get_journal() -> SendJournal:
+    """Raises `ConfigurationError` naming every bad storage setting."""
+    from c2d.journal import SendJournal
+
+    return SendJournal(_get_table())
+
+
+def get_status_store() -> StatusStore:
+    """Raises `ConfigurationError` naming every bad storage setting."""
+    from c2d.status_store import StatusStore
+
+    return StatusStore(_get_table())
+
+
+def get_registry() -> Registry:
+    """The device registry (queries, purges). Raises `ConfigurationError` naming every bad IoT Hub setting."""
+    global _registry
+    from c2d.registry import Registry
+
+    with _lock:
+        if _registry is None:
+            settings = load_iothub_settings()
+            _registry = Registry(settings, https_port=settings.https_port)
+        return _registry
+
+
+def status_settings() -> StatusSettings:
+    return load_status_settings()
+
+
+def public_base_url() -> str | None:
+    """C2D_PUBLIC_BASE_URL, or None when it is unset or invalid (then links use the request's host)."""
+    try:
+        return load_status_settings().public_base_url
+    except ConfigurationError:
+        return None
 
 
 def send_settings() -> SendSettings:
@@ -101,9 +143,9 @@ def feedback_settings() -> FeedbackSettings:
 
 def close_all() -> None:
     """Close and forget every client (tests, and a clean worker shutdown)."""
-    global _sender, _receiver, _publisher, _table
+    global _sender, _receiver, _publisher, _table, _registry
     with _lock:
         for client in (_sender, _receiver, _publisher, _table):
             if client is not None:
                 client.close()
-        _sender = _receiver = _publisher = _table = None
+        _sender = _receiver = _publisher = _table = _registry = None

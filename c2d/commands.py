@@ -25,6 +25,10 @@ from c2d.messages import ACK_MODES, C2DMessage
 MAX_MESSAGE_BYTES = 64 * 1024
 MAX_FAN_OUT = 1000
 MAX_ID_LENGTH = 128
+MAX_QUERY_LENGTH = 8192  # IoT Hub's limit on a query's text
+#: Caller properties whose names start with this prefix also travel on every outcome event.
+OUTCOME_PROPERTY_PREFIX = "x-"
+MAX_OUTCOME_PROPERTIES = 10
 #: Device ids and message ids: ASCII 7-bit alphanumerics and - : . + % _ # * ? ! ( ) , = @ ; $ '
 IOTHUB_ID = re.compile(r"^[A-Za-z0-9\-:.+%_#*?!(),=@;$']{1,128}$")
 #: Application property names: RFC 7230 token characters, as IoT Hub requires.
@@ -80,6 +84,13 @@ class C2DCommand:
     content_type: str | None = None
     content_encoding: str | None = None
     properties: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    #: An IoT Hub registry query selecting the devices, instead of `device_ids` (resolved before sending).
+    query: str | None = None
+
+    @property
+    def outcome_properties(self) -> dict[str, str]:
+        """The caller properties that travel on outcome events too (`x-...`, at most 10)."""
+        return {k: v for k, v in self.properties.items() if k.lower().startswith(OUTCOME_PROPERTY_PREFIX)}
 
     def to_messages(
         self, now: datetime, new_message_id: Callable[[str], str] = lambda _device: str(uuid.uuid4())
@@ -146,18 +157,19 @@ def parse_command(
 
     allowed = set(COMMON_FIELDS)
     if kind is RequestKind.FAN_OUT:
-        allowed.add("deviceIds")
+        allowed |= {"deviceIds", "query"}
     elif kind is RequestKind.QUEUE:
-        allowed |= {"deviceId", "deviceIds"}
+        allowed |= {"deviceId", "deviceIds", "query"}
     for name in sorted(k for k in data if k not in allowed):
         problems.append(
             FieldProblem(str(name) or '""', "unknown-field", f"unknown field; allowed: {', '.join(sorted(allowed))}")
         )
 
-    device_ids = _device_ids(data, kind, route_device_id, problems)
+    query = _query(data, kind, problems)
+    device_ids = () if query is not None else _device_ids(data, kind, route_device_id, problems)
     body, default_type, default_encoding = _payload(data, problems)
     message_id = _optional_id(data, "messageId", problems)
-    if message_id is not None and "deviceIds" in data:
+    if message_id is not None and ("deviceIds" in data or "query" in data):
         problems.append(
             FieldProblem(
                 "messageId",
@@ -176,7 +188,7 @@ def parse_command(
         size = message_size(
             body,
             properties,
-            max(device_ids, key=len, default=""),
+            max(device_ids, key=len, default="x" * MAX_ID_LENGTH if query is not None else ""),
             message_id or "x" * 36,
             correlation_id,
             content_type or default_type,
@@ -202,7 +214,30 @@ def parse_command(
         content_type=content_type or default_type,
         content_encoding=content_encoding or default_encoding,
         properties=MappingProxyType(dict(properties)),
+        query=query,
     )
+
+
+def _query(data: dict, kind: RequestKind, problems: list[FieldProblem]) -> str | None:
+    if kind is RequestKind.SINGLE or "query" not in data:
+        return None
+    if "deviceIds" in data or "deviceId" in data:
+        problems.append(FieldProblem("query", "one-of", "give either a device list or a query, not both"))
+        return None
+    value = data["query"]
+    if not isinstance(value, str) or not value.strip() or len(value) > MAX_QUERY_LENGTH:
+        problems.append(
+            FieldProblem("query", "type", f"query must be an IoT Hub query of 1 to {MAX_QUERY_LENGTH} characters")
+        )
+        return None
+    if not re.match(r"(?is)^\s*select\b.*\bfrom\s+devices\b", value) or re.search(r"(?i)\bfrom\s+devices\.", value):
+        problems.append(
+            FieldProblem(
+                "query", "devices-query", "query must select from devices, e.g. SELECT deviceId FROM devices WHERE ..."
+            )
+        )
+        return None
+    return value.strip()
 
 
 def message_size(
@@ -227,7 +262,7 @@ def _device_ids(
 ) -> tuple[str, ...]:
     if kind is RequestKind.SINGLE:
         if not _valid_id(route_device_id):
-            problems.append(_bad_id("deviceId"))
+            problems.append(bad_id("deviceId"))
             return ()
         return (str(route_device_id),)
     has_one, has_many = "deviceId" in data, "deviceIds" in data
@@ -236,7 +271,7 @@ def _device_ids(
         return ()
     if has_one:
         if not _valid_id(data["deviceId"]):
-            problems.append(_bad_id("deviceId"))
+            problems.append(bad_id("deviceId"))
             return ()
         return (data["deviceId"],)
     ids = data.get("deviceIds")
@@ -251,7 +286,7 @@ def _device_ids(
     valid = True
     for index, device_id in enumerate(ids):
         if not _valid_id(device_id):
-            problems.append(_bad_id(f"deviceIds[{index}]"))
+            problems.append(bad_id(f"deviceIds[{index}]"))
             valid = False
     if not valid:
         return ()
@@ -268,7 +303,7 @@ def _valid_id(value: object) -> bool:
     return isinstance(value, str) and IOTHUB_ID.fullmatch(value) is not None
 
 
-def _bad_id(name: str) -> FieldProblem:
+def bad_id(name: str) -> FieldProblem:
     return FieldProblem(
         name,
         "iothub-id",
@@ -308,7 +343,7 @@ def _optional_id(data: dict, name: str, problems: list[FieldProblem]) -> str | N
     if name not in data or data[name] is None:
         return None
     if not _valid_id(data[name]):
-        problems.append(_bad_id(name))
+        problems.append(bad_id(name))
         return None
     return data[name]
 
@@ -371,6 +406,15 @@ def _properties(data: dict, problems: list[FieldProblem]) -> dict[str, str]:
             problems.append(FieldProblem(where, "utf-8", "property values must be valid Unicode text"))
         else:
             result[name] = item
+    carried = [n for n in result if n.lower().startswith(OUTCOME_PROPERTY_PREFIX)]
+    if len(carried) > MAX_OUTCOME_PROPERTIES:
+        problems.append(
+            FieldProblem(
+                "properties", "max-outcome-properties",
+                f"at most {MAX_OUTCOME_PROPERTIES} properties named {OUTCOME_PROPERTY_PREFIX}... (they travel on "
+                "every outcome event too)",
+            )
+        )
     return result
 
 

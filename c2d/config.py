@@ -44,6 +44,8 @@ class IoTHubSettings:
     token_lifetime_s: int = 3600
     connect_timeout_s: float = 10.0
     busy_timeout_s: float = 10.0
+    #: Only for a local emulator: the port of IoT Hub's HTTPS (registry) endpoint.
+    https_port: int | None = None
 
     @property
     def uses_managed_identity(self) -> bool:
@@ -79,6 +81,21 @@ class SendSettings:
     default_ttl_s: int = DEFAULT_TTL_SECONDS
     #: Larger HTTP bodies are refused with 413 before they are parsed.
     max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES
+
+
+@dataclass(frozen=True)
+class StatusSettings:
+    """The status endpoints and the status table's upkeep."""
+
+    #: Retry-After of a pending status (how often a workflow should poll).
+    poll_s: int = 10
+    #: After a message's expiry, how long to wait for its feedback before inferring the outcome.
+    feedback_grace_s: int = 300
+    retention_days: int = 7
+    #: The app's public base URL for status links (default: the URL the request came in on).
+    public_base_url: str | None = None
+    #: Most devices one query fan-out may select.
+    max_query_devices: int = 10_000
 
 
 @dataclass(frozen=True)
@@ -182,6 +199,7 @@ def _iothub(env: Mapping[str, str], problems: list[str]) -> IoTHubSettings | Non
         "token_lifetime_s": _int_setting(env, "IOTHUB_TOKEN_LIFETIME_SECONDS", 3600, 5, 86_400, problems),
         "connect_timeout_s": _float_setting(env, "IOTHUB_CONNECT_TIMEOUT_SECONDS", 10.0, 1.0, 60.0, problems),
         "busy_timeout_s": _float_setting(env, "C2D_SEND_BUSY_TIMEOUT_SECONDS", 10.0, 0.1, 60.0, problems),
+        "https_port": _int_setting(env, "IOTHUB_HTTPS_PORT", 0, 1, 65535, problems) or None,
     }
     if conn and host:
         problems.append("set only one of IOTHUB_CONNECTION_STRING and IOTHUB_HOSTNAME")
@@ -264,6 +282,24 @@ def load_send_settings(env: Mapping[str, str] | None = None) -> SendSettings:
     return settings
 
 
+def load_status_settings(env: Mapping[str, str] | None = None) -> StatusSettings:
+    env = os.environ if env is None else env
+    problems: list[str] = []
+    base = env.get("C2D_PUBLIC_BASE_URL", "").strip().rstrip("/") or None
+    if base and not re.fullmatch(r"https?://[^/\s?#]+(/[^\s?#]*)?", base):
+        problems.append("C2D_PUBLIC_BASE_URL must be a URL such as https://myapp.azurewebsites.net")
+    settings = StatusSettings(
+        poll_s=_int_setting(env, "C2D_STATUS_POLL_SECONDS", 10, 1, 3600, problems),
+        feedback_grace_s=_int_setting(env, "C2D_FEEDBACK_GRACE_SECONDS", 300, 0, 86_400, problems),
+        retention_days=_int_setting(env, "C2D_STATUS_RETENTION_DAYS", 7, 1, 365, problems),
+        public_base_url=base,
+        max_query_devices=_int_setting(env, "C2D_MAX_QUERY_DEVICES", 10_000, 1, 100_000, problems),
+    )
+    if problems:
+        raise ConfigurationError(problems)
+    return settings
+
+
 #: Azure Table names: 3-63 letters and digits, starting with a letter.
 _TABLE_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9]{2,62}$")
 
@@ -336,7 +372,8 @@ def check_all(env: Mapping[str, str] | None = None) -> list[str]:
     env = os.environ if env is None else env
     problems: list[str] = []
     loaders = (
-        load_iothub_settings, load_servicebus_settings, load_send_settings, load_feedback_settings, load_table_settings
+        load_iothub_settings, load_servicebus_settings, load_send_settings, load_feedback_settings,
+        load_table_settings, load_status_settings,
     )
     for loader in loaders:
         try:

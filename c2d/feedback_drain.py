@@ -16,15 +16,16 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from c2d.config import FeedbackSettings
 from c2d.errors import C2DError
-from c2d.feedback import MalformedFeedback, parse_feedback
+from c2d.feedback import FeedbackRecord, MalformedFeedback, parse_feedback
 from c2d.logs import log_event
 from c2d.outcomes import Outcome, outcome_from_feedback
-from c2d.ports import FeedbackSource, OutcomeSink, SettleableFeedback
+from c2d.ports import FeedbackSource, OutcomeLedger, OutcomeSink, SettleableFeedback
+from c2d.status_store import OutcomeRecord, RequestContext
 
 logger = logging.getLogger("c2d.feedback")
 
@@ -42,6 +43,7 @@ class DrainReport:
 def drain_feedback(
     source: FeedbackSource,
     publisher: OutcomeSink,
+    ledger: OutcomeLedger,
     settings: FeedbackSettings,
     clock: Callable[[], float] = time.monotonic,
 ) -> DrainReport:
@@ -49,15 +51,16 @@ def drain_feedback(
     deadline = clock() + settings.max_drain_s
     try:
         publisher.check_reachable()
+        ledger.check_reachable()
     except C2DError as error:
-        report.stopped = "topic-unreachable"
+        report.stopped = "unreachable"
         log_event(
             logger, "feedback-paused", logging.WARNING, error=error.code, reason=error.message,
-            action="feedback left on IoT Hub until the outcome topic can be reached",
+            action="feedback left on IoT Hub until the outcome topic and the status table can be reached",
         )
         return report
     try:
-        _drain(source, publisher, settings, clock, deadline, report)
+        _drain(source, publisher, ledger, settings, clock, deadline, report)
     finally:
         source.close()
     log_event(logger, "feedback-drain", **vars(report))
@@ -67,6 +70,7 @@ def drain_feedback(
 def _drain(
     source: FeedbackSource,
     publisher: OutcomeSink,
+    ledger: OutcomeLedger,
     settings: FeedbackSettings,
     clock: Callable[[], float],
     deadline: float,
@@ -87,13 +91,15 @@ def _drain(
             report.stopped = "drained"
             break
         report.received += len(batch)
-        if not _process_batch(batch, publisher, report):
+        if not _process_batch(batch, publisher, ledger, report):
             report.stopped = "publish-failed"
             break
 
 
-def _process_batch(batch: list[SettleableFeedback], publisher: OutcomeSink, report: DrainReport) -> bool:
-    parsed: list[tuple[SettleableFeedback, list[Outcome]]] = []
+def _process_batch(
+    batch: list[SettleableFeedback], publisher: OutcomeSink, ledger: OutcomeLedger, report: DrainReport
+) -> bool:
+    parsed: list[tuple[SettleableFeedback, list[FeedbackRecord]]] = []
     for feedback in batch:
         if feedback.delivery_count > 0:
             log_event(
@@ -101,7 +107,7 @@ def _process_batch(batch: list[SettleableFeedback], publisher: OutcomeSink, repo
                 note="IoT Hub drops feedback after its maxDeliveryCount (default 10)",
             )
         try:
-            outcomes = [outcome_from_feedback(record) for record in parse_feedback(feedback.body)]
+            records = parse_feedback(feedback.body)
         except MalformedFeedback as error:
             log_event(
                 logger, "feedback-malformed", logging.ERROR, reason=str(error), size=len(feedback.body),
@@ -110,28 +116,46 @@ def _process_batch(batch: list[SettleableFeedback], publisher: OutcomeSink, repo
             _settle(feedback.reject, "reject", str(error))
             report.rejected += 1
             continue
-        parsed.append((feedback, outcomes))
+        parsed.append((feedback, records))
 
-    all_outcomes = [outcome for _, outcomes in parsed for outcome in outcomes]
+    records = [record for _, records in parsed for record in records]
     try:
-        publisher.publish(all_outcomes)
+        contexts = ledger.contexts([(r.device_id, r.original_message_id) for r in records])
+        outcomes = [_outcome(record, contexts) for record in records]
+        publisher.publish(outcomes)
+        # Recorded after publishing, before accepting: a crash in between redelivers the feedback, which
+        # publishes again (dropped as duplicates) and records the same final state again.
+        ledger.record_outcomes(
+            [OutcomeRecord(o.device_id, o.original_message_id, o.status, o.description, o.enqueued_time_utc)
+             for o in outcomes]
+        )
     except C2DError as error:
         log_event(
             logger, "feedback-publish-failed", logging.ERROR, error=error.code, reason=error.message,
-            feedbackMessages=len(parsed), outcomes=len(all_outcomes),
+            feedbackMessages=len(parsed), outcomes=len(records),
         )
         for feedback, _ in parsed:
             _settle(feedback.release, "release")
             report.released += 1
         return False
 
-    report.published += len(all_outcomes)
-    for outcome in all_outcomes:
-        log_event(logger, "outcome", **outcome.log_fields(), description=outcome.description)
+    report.published += len(outcomes)
+    for outcome in outcomes:
+        log_event(
+            logger, "outcome", **outcome.log_fields(), correlationId=outcome.correlation_id,
+            description=outcome.description,
+        )
     for feedback, _ in parsed:
         if _settle(feedback.accept, "accept"):
             report.accepted += 1
     return True
+
+
+def _outcome(record: FeedbackRecord, contexts: Mapping[tuple[str, str], RequestContext]) -> Outcome:
+    context = contexts.get((record.device_id, record.original_message_id))
+    if context is None:
+        return outcome_from_feedback(record)
+    return outcome_from_feedback(record, context.correlation_id, context.properties)
 
 
 def _settle(action: Callable[..., None], name: str, *args: str) -> bool:

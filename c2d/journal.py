@@ -87,7 +87,7 @@ class SendJournal:
         with storage_errors("claim the queue request in the send journal"):
             try:
                 client.create_entity(
-                    {"PartitionKey": partition, "RowKey": _HEADER, "State": "sending", "ClaimedAt": _now()}
+                    {"PartitionKey": partition, "RowKey": _HEADER, "State": "sending", "CreatedAt": _now()}
                 )
                 return None
             except ResourceExistsError:

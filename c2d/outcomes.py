@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -40,6 +41,9 @@ class Outcome:
     #: What makes this event unique beside device, message and status (see `outcome_id`).
     occurrence: str
     body: dict[str, object] = field(default_factory=dict)
+    #: The caller's correlationId and `x-...` properties, carried from the request.
+    correlation_id: str | None = None
+    caller_properties: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def message_id(self) -> str:
@@ -47,14 +51,18 @@ class Outcome:
 
     @property
     def application_properties(self) -> dict[str, str]:
-        """Properties subscriptions filter on (e.g. `status <> 'Success'`)."""
-        return {
+        """Properties subscriptions filter on (e.g. `status <> 'Success'`, `correlationId = 'run-7'`)."""
+        properties = {
+            **self.caller_properties,
             "deviceId": self.device_id,
             "status": self.status,
             "originalMessageId": self.original_message_id,
             "description": self.description,
             "enqueuedTimeUtc": self.enqueued_time_utc,
         }
+        if self.correlation_id:
+            properties["correlationId"] = self.correlation_id
+        return properties
 
     def body_json(self) -> str:
         return json.dumps(self.body, separators=(",", ":"), ensure_ascii=False)
@@ -63,7 +71,14 @@ class Outcome:
         return {"messageId": self.original_message_id, "deviceId": self.device_id, "status": self.status}
 
 
-def outcome_from_feedback(record: FeedbackRecord) -> Outcome:
+def outcome_from_feedback(
+    record: FeedbackRecord, correlation_id: str | None = None, caller_properties: Mapping[str, str] | None = None
+) -> Outcome:
+    body: dict[str, object] = dict(record.to_dict())
+    if correlation_id:
+        body["correlationId"] = correlation_id
+    if caller_properties:
+        body["properties"] = dict(caller_properties)
     return Outcome(
         status=record.status_code,
         device_id=record.device_id,
@@ -71,7 +86,9 @@ def outcome_from_feedback(record: FeedbackRecord) -> Outcome:
         description=record.description,
         enqueued_time_utc=record.enqueued_time_utc,
         occurrence=record.enqueued_time_utc,
-        body=dict(record.to_dict()),
+        body=body,
+        correlation_id=correlation_id,
+        caller_properties=dict(caller_properties or {}),
     )
 
 
@@ -103,6 +120,10 @@ def send_failed_outcome(
         description=f"{error.code}: {error.message}",
         enqueued_time_utc=now,
         occurrence=f"request:{request_id}",
+        correlation_id=message.correlation_id if message else None,
+        caller_properties={
+            k: v for k, v in (message.properties if message else {}).items() if k.lower().startswith("x-")
+        },
         body={
             "originalMessageId": original,
             "deviceId": device,

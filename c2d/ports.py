@@ -3,11 +3,15 @@ unit tests substitute them (and nothing deeper)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Protocol
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Protocol
 
 from c2d.messages import C2DMessage, SendResult
 from c2d.outcomes import Outcome
+
+if TYPE_CHECKING:
+    from c2d.registry import QueryResult
+    from c2d.status_store import OutcomeRecord, RequestContext
 
 
 class MessageSender(Protocol):
@@ -39,3 +43,21 @@ class FeedbackSource(Protocol):
     def close(self) -> None:
         """End the receive link (called after every drain, so nothing stays prefetched and locked)."""
         ...
+
+
+class DeviceRegistry(Protocol):
+    def query_device_ids(self, query: str, cap: int) -> QueryResult: ...
+
+    def purge(self, device_id: str) -> int: ...
+
+
+class OutcomeLedger(Protocol):
+    """Where FeedbackProcessor reads a message's request context and records its final outcome."""
+
+    def check_reachable(self) -> None:
+        """Raises `StoreUnavailable` if the status table cannot be reached now."""
+        ...
+
+    def contexts(self, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], RequestContext]: ...
+
+    def record_outcomes(self, outcomes: Sequence[OutcomeRecord]) -> None: ...

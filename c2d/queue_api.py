@@ -22,18 +22,19 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
-from c2d.commands import IOTHUB_ID, RequestKind, parse_command, parse_json_body, utc_now
-from c2d.config import SendSettings
+from c2d.commands import IOTHUB_ID, C2DCommand, RequestKind, parse_command, parse_json_body, utc_now
+from c2d.config import SendSettings, StatusSettings
 from c2d.errors import C2DError, StoreUnavailable, ValidationFailed
 from c2d.journal import SendJournal
 from c2d.logs import log_event
 from c2d.messages import C2DMessage, SendResult
 from c2d.outcomes import UNKNOWN, Outcome, send_failed_outcome
-from c2d.ports import MessageSender, OutcomeSink
+from c2d.ports import DeviceRegistry, MessageSender, OutcomeSink
 from c2d.sending import log_results
+from c2d.status_store import SentRequest, StatusStore, fan_out_message_id
 
 logger = logging.getLogger("c2d.queue")
 QUEUE_ID_NAMESPACE = uuid.UUID("0b7f3e0e-8d3c-4bb4-a3a4-6c2d9f1e5a77")
@@ -48,34 +49,61 @@ class QueueResult:
 
 
 def queue_message_id(queue_message_id: str, device_id: str) -> str:
-    """Stable across host retries of the same queue message."""
+    """A single-device request's message id: stable across host retries of the same queue message."""
     return str(uuid.uuid5(QUEUE_ID_NAMESPACE, f"{queue_message_id}/{device_id}"))
 
 
+def queue_request_id(queue_message_id: str) -> str:
+    """The status store's request id of a queued request (a fan-out's message ids are `<id>.<index>`)."""
+    return uuid.uuid5(QUEUE_ID_NAMESPACE, queue_message_id).hex
+
+
+@dataclass(frozen=True)
+class QueueDependencies:
+    """Everything a queued request needs, resolved before anything is sent (getters may raise ConfigurationError)."""
+
+    sender: Callable[[], MessageSender]
+    publisher: Callable[[], OutcomeSink]
+    send_settings: Callable[[], SendSettings]
+    journal: Callable[[], SendJournal]
+    status_store: Callable[[], StatusStore]
+    registry: Callable[[], DeviceRegistry]
+    status_settings: Callable[[], StatusSettings]
+
+
 def handle_queue_request(
-    raw_body: bytes,
-    queue_id: str,
-    get_sender: Callable[[], MessageSender],
-    get_publisher: Callable[[], OutcomeSink],
-    get_settings: Callable[[], SendSettings],
-    get_journal: Callable[[], SendJournal],
-    now: Callable[[], datetime] = utc_now,
+    raw_body: bytes, queue_id: str, deps: QueueDependencies, now: Callable[[], datetime] = utc_now
 ) -> QueueResult:
     """Send the request at most once; raises a `C2DError` only when a retry can help and cannot duplicate."""
-    settings = get_settings()
-    publisher = get_publisher()
+    settings = deps.send_settings()
+    publisher = deps.publisher()
     data: object = None
     try:
         data = parse_json_body(raw_body)
         command = parse_command(data, RequestKind.QUEUE, default_ttl_s=settings.default_ttl_s)
     except ValidationFailed as error:
-        outcomes = _invalid_request_outcomes(data, queue_id, error)
-        log_event(logger, "invalid-request", logging.WARNING, queueMessageId=queue_id, reason=error.message)
-        publisher.publish(outcomes)
-        return QueueResult(sent=0, failed=len(outcomes), unknown=0)
+        return _refuse(publisher, _invalid_request_outcomes(data, queue_id, error), queue_id, error)
 
-    sender, journal = get_sender(), get_journal()
-    messages = command.to_messages(now(), lambda device_id: queue_message_id(queue_id, device_id))
+    sender, journal, store, status = deps.sender(), deps.journal(), deps.status_store(), deps.status_settings()
+    fan_out = not (isinstance(data, dict) and "deviceId" in data)
+    if command.query is not None:
+        try:
+            found = deps.registry().query_device_ids(command.query, status.max_query_devices)
+        except ValidationFailed as error:  # IoT Hub refused the query, or it selects too many devices
+            outcome = send_failed_outcome(None, error, request_id=queue_id, message_id=queue_id)
+            return _refuse(publisher, [outcome], queue_id, error)
+        command = replace(command, device_ids=tuple(found.device_ids), query=None)
+        if not command.device_ids:
+            log_event(logger, "query-selected-nothing", queueMessageId=queue_id)
+            return QueueResult(sent=0, failed=0, unknown=0)
+
+    moment, request_id = now(), queue_request_id(queue_id)
+    indexes = {device: i for i, device in enumerate(command.device_ids)}
+
+    def message_id(device: str) -> str:
+        return fan_out_message_id(request_id, indexes[device]) if fan_out else queue_message_id(queue_id, device)
+
+    messages = command.to_messages(moment, message_id)
     earlier = journal.claim(queue_id)
     if earlier is not None:
         results = [earlier.result_for(m.device_id, m.message_id) for m in messages]
@@ -99,8 +127,31 @@ def handle_queue_request(
     except StoreUnavailable as error:
         # Still claimed: a retry would report the unrecorded devices Unknown, never send them twice.
         log_event(logger, "journal-record-failed", logging.ERROR, queueMessageId=queue_id, reason=error.message)
+    _record_status(store, command, request_id, messages, results, moment)
     publisher.publish(_outcomes(messages, results, queue_id))
     return _counts(results)
+
+
+def _refuse(publisher: OutcomeSink, outcomes: list[Outcome], queue_id: str, error: C2DError) -> QueueResult:
+    """A request that can never be sent: publish why, and complete the queue message."""
+    log_event(logger, "invalid-request", logging.WARNING, queueMessageId=queue_id, reason=error.message)
+    publisher.publish(outcomes)
+    return QueueResult(sent=0, failed=len(outcomes), unknown=0)
+
+
+def _record_status(
+    store: StatusStore, command: C2DCommand, request_id: str, messages: Sequence[C2DMessage],
+    results: Sequence[SendResult], moment: datetime,
+) -> None:
+    sent = SentRequest(
+        request_id=request_id, ack=command.ack, sent_at=moment,
+        expires_at=messages[0].expires_at if messages else None, correlation_id=command.correlation_id,
+        properties=command.outcome_properties, messages=messages, results=results,
+    )
+    try:
+        store.record_sent(sent)
+    except StoreUnavailable as error:
+        log_event(logger, "status-write-failed", logging.ERROR, requestId=request_id, reason=error.message)
 
 
 def _outcomes(

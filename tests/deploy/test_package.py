@@ -75,14 +75,18 @@ def test_the_package_runs_a_message_to_its_outcome(built: Package, tmp_path: Pat
         azurite(location=tmp_path / "azurite") as storage,
     ):
         settings = app_settings(
-            iothub_connection_string=hub.service_connection_string, amqp_port=hub.ports.amqp, ca_bundle=hub.ca_bundle,
+            iothub_connection_string=hub.service_connection_string, amqp_port=hub.ports.amqp,
+            https_port=hub.ports.https, ca_bundle=hub.ca_bundle,
             servicebus_connection_string=bus.connection_string, storage_connection_string=storage.connection_string,
             extra={WORKER_PYTHON_SETTING: str(built.venv.python), "PYTHONPATH": str(built.worker_deps)},
         )
         with start_host(built.app, settings, master_key=MASTER_KEY) as host, trusting(hub.ca_bundle):
             status = host.host_status()
             assert status["errors"] == {}
-            assert status["functions"] == ["FeedbackProcessor", "SendC2D", "SendC2DFanOut", "SendC2DQueue"]
+            assert status["functions"] == [
+                "DeliveryStatus", "FeedbackProcessor", "PurgeDeviceQueue", "RequestStatus", "SendC2D", "SendC2DFanOut",
+                "SendC2DQueue", "StatusCleanup",
+            ]
             assert _cmdline(status["workerPid"])[0] == str(built.venv.python), "the worker runs on the clean venv"
 
             reader = OutcomeReader(bus.connection_string)

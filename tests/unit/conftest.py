@@ -16,7 +16,9 @@ from c2d.errors import C2DError
 from c2d.iothub import C2DSender
 from c2d.journal import EarlierAttempt, RecordedResult, SendJournal
 from c2d.messages import C2DMessage, SendResult
+from c2d.registry import QueryResult, Registry
 from c2d.servicebus import OutcomePublisher
+from c2d.status_store import StatusStore
 
 
 @pytest.fixture(autouse=True)
@@ -76,4 +78,30 @@ def journal(mocker: MockerFixture) -> Mock:
     mock.record.side_effect = record
     mock.release.side_effect = lambda request_id: mock.claims.pop(request_id, None)
     mocker.patch.object(clients, "get_journal", return_value=mock)
+    return mock
+
+
+@pytest.fixture(autouse=True)
+def status_store(mocker: MockerFixture) -> Mock:
+    """StatusStore double: `status_store.sent` (SentRequest list) and `status_store.outcomes` record the
+    writes; reads answer nothing unless a test sets `delivery` / `request` / `contexts` return values."""
+    mock = mocker.create_autospec(StatusStore, instance=True)
+    mock.sent, mock.outcomes = [], []
+    mock.record_sent.side_effect = mock.sent.append
+    mock.record_outcomes.side_effect = mock.outcomes.extend
+    mock.contexts.return_value = {}
+    mock.delivery.return_value = None
+    mock.request.return_value = None
+    mocker.patch.object(clients, "get_status_store", return_value=mock)
+    return mock
+
+
+@pytest.fixture(autouse=True)
+def registry(mocker: MockerFixture) -> Mock:
+    """Registry double: `registry.devices` is what every query selects; `registry.purged` what a purge returns."""
+    mock = mocker.create_autospec(Registry, instance=True)
+    mock.devices, mock.purged = [], 0
+    mock.query_device_ids.side_effect = lambda query, cap: QueryResult(list(mock.devices), 1)
+    mock.purge.side_effect = lambda device_id: mock.purged
+    mocker.patch.object(clients, "get_registry", return_value=mock)
     return mock
