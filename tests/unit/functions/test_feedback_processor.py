@@ -179,3 +179,46 @@ def test_bad_service_bus_settings_fail_before_any_feedback_is_taken(receiver, mo
     with pytest.raises(Exception, match="SERVICEBUS_CONNECTION"):
         run()
     receiver.receive.assert_not_called()
+
+
+def test_outcomes_carry_the_requests_correlation_and_x_properties(receiver, publisher, status_store) -> None:
+    from c2d.status_store import RequestContext
+
+    status_store.contexts.return_value = {("dev-1", "m1"): RequestContext("run-7", {"x-workflow-run-id": "wf-1"})}
+    receiver.batches = [[Feedback(json.dumps([record("m1"), record("m2")]).encode())]]
+    run()
+    first, second = publisher.published
+    assert first.application_properties["correlationId"] == "run-7"
+    assert first.application_properties["x-workflow-run-id"] == "wf-1"
+    assert json.loads(first.body_json())["correlationId"] == "run-7"
+    assert "correlationId" not in second.application_properties, "no context: nothing invented"
+
+
+def test_final_state_is_recorded_after_publishing_and_before_accepting(receiver, publisher, status_store) -> None:
+    order: list[str] = []
+    feedback = Feedback(json.dumps([record("m1", "Rejected")]).encode())
+    feedback.accept = lambda: order.append("accept")  # type: ignore[method-assign]
+    publisher.publish.side_effect = lambda outcomes: order.append("publish")
+    status_store.record_outcomes.side_effect = lambda outcomes: order.append("record")
+    receiver.batches = [[feedback]]
+    run()
+    assert order == ["publish", "record", "accept"]
+
+
+def test_status_table_failure_releases_the_feedback(receiver, publisher, status_store) -> None:
+    from c2d.errors import StoreUnavailable
+
+    status_store.record_outcomes.side_effect = StoreUnavailable("could not record")
+    feedback = Feedback(json.dumps([record("m1")]).encode())
+    receiver.batches = [[feedback]]
+    run()
+    assert feedback.settled == ["release"], "published but not recorded: redeliver, never accept"
+
+
+def test_status_table_unreachable_leaves_feedback_on_the_hub(receiver, publisher, status_store) -> None:
+    from c2d.errors import StoreUnavailable
+
+    status_store.check_reachable.side_effect = StoreUnavailable("down")
+    receiver.batches = [[Feedback(json.dumps([record("m1")]).encode())]]
+    run()
+    receiver.receive.assert_not_called()
