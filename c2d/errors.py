@@ -117,6 +117,14 @@ class StoreUnavailable(C2DError):
     retry_after_s = 5
 
 
+class NotFound(C2DError):
+    """A status was asked for a message or request this app does not know (never sent, or expired)."""
+
+    code = "NotFound"
+    http_status = 404
+    permanent = True
+
+
 class PublishFailed(C2DError):
     """Outcomes could not be published to Service Bus (transient: the feedback is released)."""
 

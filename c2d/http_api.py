@@ -24,7 +24,15 @@ from c2d.commands import (
     utc_now,
 )
 from c2d.config import SendSettings, StatusSettings
-from c2d.errors import C2DError, ConfigurationError, HubLevelError, RequestTooLarge, StoreUnavailable, ValidationFailed
+from c2d.errors import (
+    C2DError,
+    ConfigurationError,
+    HubLevelError,
+    NotFound,
+    RequestTooLarge,
+    StoreUnavailable,
+    ValidationFailed,
+)
 from c2d.links import StatusLinks
 from c2d.logs import log_event
 from c2d.messages import C2DMessage, SendResult
@@ -224,8 +232,7 @@ def _result_entry(result: SendResult, links: StatusLinks | None) -> dict[str, ob
 
 # ---- status endpoints -------------------------------------------------------------------------------
 def _not_found(what: str) -> ApiResponse:
-    message = f"{what} was not sent by this app (or has expired from its status table)"
-    return ApiResponse(404, {"error": {"code": "NotFound", "message": message}})
+    return error_response(NotFound(f"{what} was not sent by this app (or has expired from its status table)"))
 
 
 def delivery_status(

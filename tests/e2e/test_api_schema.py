@@ -32,7 +32,10 @@ def api_schema(cloud: LocalCloud):
     return schema
 
 
-OPERATIONS = [("/devices/{deviceId}/messages", "POST"), ("/messages", "POST")]
+OPERATIONS = [
+    ("/devices/{deviceId}/messages", "POST"), ("/messages", "POST"), ("/devices/{deviceId}/messages", "DELETE"),
+    ("/devices/{deviceId}/messages/{messageId}", "GET"), ("/requests/{requestId}", "GET"),
+]
 
 
 @pytest.mark.parametrize(("path", "method"), OPERATIONS)

@@ -41,7 +41,10 @@ def test_spec_is_valid_openapi() -> None:
 
 def test_request_fields_match_the_validator() -> None:
     assert set(SCHEMAS["SendRequest"]["properties"]) == set(commands.COMMON_FIELDS)
-    assert set(SCHEMAS["FanOutRequest"]["properties"]) == (set(commands.COMMON_FIELDS) - {"messageId"}) | {"deviceIds"}
+    assert set(SCHEMAS["FanOutRequest"]["properties"]) == (set(commands.COMMON_FIELDS) - {"messageId"}) | {
+        "deviceIds", "query"
+    }
+    assert SCHEMAS["FanOutRequest"]["properties"]["query"]["maxLength"] == commands.MAX_QUERY_LENGTH
     assert SCHEMAS["AckMode"]["enum"] == list(ACK_MODES)
     ttl = SCHEMAS["SendRequest"]["properties"]["ttlSeconds"]
     assert (ttl["minimum"], ttl["maximum"]) == (config.MIN_TTL_SECONDS, config.MAX_TTL_SECONDS)
