@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import schemathesis
+from schemathesis import checks
 from c2d_testing.localcloud import REPO_ROOT, LocalCloud, local_cloud, trusting
 from hypothesis import HealthCheck, given, settings
 
@@ -46,6 +47,13 @@ def test_api_matches_its_schema_and_never_500s(api_schema, path: str, method: st
     @given(case=operation.as_strategy())
     @settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
     def check(case) -> None:
-        case.call_and_validate()
+        # ignored_auth misreads the two alternative key schemes (header or `code`) once an operation has a
+        # header parameter: it counts the configured key as "generated". Keys are tested in
+        # tests/integration/functions_host and tests/e2e/test_status_flow.py.
+        excluded = [checks.ignored_auth]
+        if isinstance(case.body, dict) and "query" in case.body:
+            # A query the schema allows can still be one IoT Hub refuses (400, with its reason).
+            excluded.append(checks.positive_data_acceptance)
+        case.call_and_validate(excluded_checks=excluded)
 
     check()

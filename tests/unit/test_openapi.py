@@ -45,6 +45,7 @@ def test_request_fields_match_the_validator() -> None:
         "deviceIds", "query"
     }
     assert SCHEMAS["FanOutRequest"]["properties"]["query"]["maxLength"] == commands.MAX_QUERY_LENGTH
+    assert SCHEMAS["FanOutRequest"]["properties"]["query"]["pattern"] == commands.QUERY_PATTERN.pattern
     assert SCHEMAS["AckMode"]["enum"] == list(ACK_MODES)
     ttl = SCHEMAS["SendRequest"]["properties"]["ttlSeconds"]
     assert (ttl["minimum"], ttl["maximum"]) == (config.MIN_TTL_SECONDS, config.MAX_TTL_SECONDS)
