@@ -11,6 +11,7 @@ import binascii
 import json
 import re
 import uuid
+from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -224,7 +225,7 @@ def parse_command(
     )
 
 
-def _query(data: dict, kind: RequestKind, problems: list[FieldProblem]) -> str | None:
+def _query(data: dict[str, object], kind: RequestKind, problems: list[FieldProblem]) -> str | None:
     if kind is RequestKind.SINGLE or "query" not in data:
         return None
     if "deviceIds" in data or "deviceId" in data:
@@ -264,7 +265,7 @@ def message_size(
 
 
 def _device_ids(
-    data: dict, kind: RequestKind, route_device_id: str | None, problems: list[FieldProblem]
+    data: dict[str, object], kind: RequestKind, route_device_id: str | None, problems: list[FieldProblem]
 ) -> tuple[str, ...]:
     if kind is RequestKind.SINGLE:
         if not _valid_id(route_device_id):
@@ -279,7 +280,7 @@ def _device_ids(
         if not _valid_id(data["deviceId"]):
             problems.append(bad_id("deviceId"))
             return ()
-        return (data["deviceId"],)
+        return (str(data["deviceId"]),)
     ids = data.get("deviceIds")
     if ids is None:
         problems.append(FieldProblem("deviceIds", "required", "deviceIds is required: a list of device ids"))
@@ -296,8 +297,8 @@ def _device_ids(
             valid = False
     if not valid:
         return ()
-    seen: set[str] = set()
-    duplicates = sorted({d for d in ids if d in seen or seen.add(d)})
+    counts = Counter(ids)
+    duplicates = sorted(d for d, n in counts.items() if n > 1)
     if duplicates:
         shown = ", ".join(duplicates[:5]) + (" ..." if len(duplicates) > 5 else "")
         problems.append(FieldProblem("deviceIds", "unique", f"device ids must not repeat: {shown}"))
@@ -317,7 +318,7 @@ def bad_id(name: str) -> FieldProblem:
     )
 
 
-def _payload(data: dict, problems: list[FieldProblem]) -> tuple[bytes, str | None, str | None]:
+def _payload(data: dict[str, object], problems: list[FieldProblem]) -> tuple[bytes, str | None, str | None]:
     has_json, has_b64 = "payload" in data, "payloadBase64" in data
     if has_json == has_b64:
         problems.append(FieldProblem("payload", "one-of", "give exactly one of payload and payloadBase64"))
@@ -345,16 +346,16 @@ def _payload(data: dict, problems: list[FieldProblem]) -> tuple[bytes, str | Non
     return b"", None, None
 
 
-def _optional_id(data: dict, name: str, problems: list[FieldProblem]) -> str | None:
+def _optional_id(data: dict[str, object], name: str, problems: list[FieldProblem]) -> str | None:
     if name not in data or data[name] is None:
         return None
     if not _valid_id(data[name]):
         problems.append(bad_id(name))
         return None
-    return data[name]
+    return str(data[name])
 
 
-def _optional_text(data: dict, name: str, problems: list[FieldProblem]) -> str | None:
+def _optional_text(data: dict[str, object], name: str, problems: list[FieldProblem]) -> str | None:
     if name not in data or data[name] is None:
         return None
     value = data[name]
@@ -364,7 +365,7 @@ def _optional_text(data: dict, name: str, problems: list[FieldProblem]) -> str |
     return value
 
 
-def _ack(data: dict, problems: list[FieldProblem]) -> str:
+def _ack(data: dict[str, object], problems: list[FieldProblem]) -> str:
     value = data.get("ack", "full")
     if value not in ACK_MODES:
         problems.append(FieldProblem("ack", "enum", f"ack must be one of {', '.join(ACK_MODES)}"))
@@ -372,7 +373,7 @@ def _ack(data: dict, problems: list[FieldProblem]) -> str:
     return value
 
 
-def _ttl(data: dict, default: int, problems: list[FieldProblem]) -> int:
+def _ttl(data: dict[str, object], default: int, problems: list[FieldProblem]) -> int:
     if "ttlSeconds" not in data or data["ttlSeconds"] is None:
         return default
     value = data["ttlSeconds"]
@@ -388,7 +389,7 @@ def _ttl(data: dict, default: int, problems: list[FieldProblem]) -> int:
     return value
 
 
-def _properties(data: dict, problems: list[FieldProblem]) -> dict[str, str]:
+def _properties(data: dict[str, object], problems: list[FieldProblem]) -> dict[str, str]:
     value = data.get("properties")
     if value is None:
         return {}

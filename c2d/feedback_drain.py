@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from c2d.config import FeedbackSettings
@@ -97,7 +97,7 @@ def _drain(
 
 
 def _process_batch(
-    batch: list[SettleableFeedback], publisher: OutcomeSink, ledger: OutcomeLedger, report: DrainReport
+    batch: Sequence[SettleableFeedback], publisher: OutcomeSink, ledger: OutcomeLedger, report: DrainReport
 ) -> bool:
     parsed: list[tuple[SettleableFeedback, list[FeedbackRecord]]] = []
     for feedback in batch:
@@ -141,10 +141,10 @@ def _process_batch(
 
     report.published += len(outcomes)
     for outcome in outcomes:
-        log_event(
-            logger, "outcome", **outcome.log_fields(), correlationId=outcome.correlation_id,
-            description=outcome.description,
-        )
+        fields: dict[str, object] = {
+            **outcome.log_fields(), "correlationId": outcome.correlation_id, "description": outcome.description
+        }
+        log_event(logger, "outcome", logging.INFO, **fields)
     for feedback, _ in parsed:
         if _settle(feedback.accept, "accept"):
             report.accepted += 1

@@ -438,9 +438,9 @@ class C2DSender(_Link):
         whether a fresh link may succeed."""
         try:
             client = self._ready_client("C2D send link")
-        except _LinkFailure as failure:
-            results = [SendResult(m.device_id, m.message_id, failure.error) for m in messages]
-            return results, True, failure.reconnect_may_help
+        except _LinkFailure as not_ready:
+            unsent = [SendResult(m.device_id, m.message_id, not_ready.error) for m in messages]
+            return unsent, True, not_ready.reconnect_may_help
 
         # Queued only once the link is ready, so msg_timeout counts from sending, not from connecting.
         dispositions = [_Disposition() for _ in messages]
@@ -454,11 +454,12 @@ class C2DSender(_Link):
             for amqp_message in amqp_messages:
                 client.queue_message(amqp_message)
             client.send_all_messages(close_on_done=False)
-        except _LINK_ERRORS as error:
-            failure = _link_failure(error, "C2D send link")
-            logger.warning("IoT Hub send link failed, it will be rebuilt: %s", type(error).__name__)
+        except _LINK_ERRORS as link_error:
+            failure = _link_failure(link_error, "C2D send link")
+            logger.warning("IoT Hub send link failed, it will be rebuilt: %s", type(link_error).__name__)
 
-        results, nothing_left = [], True
+        results: list[SendResult] = []
+        nothing_left = True
         for disposition, message, amqp_message in zip(dispositions, messages, amqp_messages, strict=True):
             error = disposition.error
             in_flight = not disposition.done and amqp_message.state == amqp_constants.MessageState.WaitingForSendAck
@@ -574,7 +575,9 @@ class FeedbackReceiver(_Link):
     def _wrap(message: uamqp.Message) -> FeedbackMessage:
         annotations = message.annotations or {}
         enqueued = annotations.get(b"iothub-enqueuedtime") or annotations.get("iothub-enqueuedtime")
-        enqueued_ms = int(enqueued.timestamp() * 1000) if hasattr(enqueued, "timestamp") else enqueued
+        enqueued_ms = int(enqueued.timestamp() * 1000) if enqueued is not None and hasattr(enqueued, "timestamp") else (
+            int(enqueued) if isinstance(enqueued, int) else None
+        )
         header = message.header
         deliveries = int(header.delivery_count or 0) if header is not None else 0
         return FeedbackMessage(

@@ -10,6 +10,8 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
+from typing import Any
 
 import requests
 from azure.core.exceptions import AzureError, ClientAuthenticationError
@@ -58,11 +60,7 @@ class Registry:
         pages = 0
         while True:
             response = self._call(
-                "query the device registry",
-                lambda token=continuation: client.query.get_twins(
-                    QuerySpecification(query=query), token, str(_PAGE_SIZE), None, True, **self._options()
-                ),
-                query=True,
+                "query the device registry", partial(self._twins_page, client, query, continuation), query=True
             )
             pages += 1
             for twin in response.output or []:
@@ -77,6 +75,11 @@ class Registry:
             continuation = (response.headers or {}).get("x-ms-continuation")
             if not continuation:
                 return QueryResult(list(dict.fromkeys(device_ids)), pages)
+
+    def _twins_page(self, client: IotHubGatewayServiceAPIs, query: str, continuation: str | None) -> Any:
+        return client.query.get_twins(
+            QuerySpecification(query=query), continuation, str(_PAGE_SIZE), None, True, **self._options()
+        )
 
     def purge(self, device_id: str) -> int:
         """Delete every message waiting in the device's C2D queue; returns how many there were."""
@@ -107,7 +110,7 @@ class Registry:
     def _options(self) -> dict[str, object]:
         return {"timeout": self._timeout_s}
 
-    def _call(self, action: str, call: Callable[[], object], *, query: bool = False, device_id: str = ""):  # type: ignore[no-untyped-def]
+    def _call(self, action: str, call: Callable[[], Any], *, query: bool = False, device_id: str = "") -> Any:
         try:
             return call()
         except HttpOperationError as error:

@@ -28,7 +28,7 @@ def to_service_bus_message(outcome: Outcome) -> ServiceBusMessage:
         correlation_id=outcome.original_message_id,
         subject=outcome.status,
         content_type="application/json",
-        application_properties=outcome.application_properties,
+        application_properties=dict(outcome.application_properties),  # type: ignore[arg-type]
     )
 
 

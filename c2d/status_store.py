@@ -23,10 +23,11 @@ import json
 import logging
 import re
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar
 
 from azure.core.exceptions import ResourceNotFoundError
 from azure.data.tables import UpdateMode
@@ -36,6 +37,8 @@ from c2d.status import Delivery
 from c2d.tables import Table, storage_errors, table_key
 
 logger = logging.getLogger(__name__)
+Item = TypeVar("Item")
+Result = TypeVar("Result")
 FAN_OUT_MESSAGE_ID = re.compile(r"^([0-9a-f]{32})\.(\d{1,6})$")
 DEVICES_PER_ROW = 100
 _TRANSACTION_LIMIT = 100
@@ -118,7 +121,7 @@ class StatusStore:
                 for start in range(0, len(rows), _TRANSACTION_LIMIT):
                     chunk = rows[start:start + _TRANSACTION_LIMIT]
                     if len(chunk) == 1:
-                        client.upsert_entity(chunk[0], mode=UpdateMode.REPLACE)  # type: ignore[arg-type]
+                        client.upsert_entity(chunk[0], mode=UpdateMode.REPLACE)
                     else:
                         client.submit_transaction([("upsert", row, {"mode": UpdateMode.REPLACE}) for row in chunk])
 
@@ -171,7 +174,7 @@ class StatusStore:
             for start in range(0, len(unique), _TRANSACTION_LIMIT):
                 chunk = unique[start:start + _TRANSACTION_LIMIT]
                 if len(chunk) == 1:
-                    client.upsert_entity(chunk[0])  # type: ignore[arg-type]
+                    client.upsert_entity(chunk[0])
                 else:
                     client.submit_transaction([("upsert", row) for row in chunk])
 
@@ -259,12 +262,13 @@ class StatusStore:
             return {str(row["RowKey"]): dict(row) for row in rows}
 
     @staticmethod
-    def _parallel(function, items):  # type: ignore[no-untyped-def]
-        items = list(items)
-        if len(items) <= 1:
-            return [function(item) for item in items]
-        with ThreadPoolExecutor(min(_PARALLEL, len(items))) as pool:
-            return list(pool.map(function, items))
+    def _parallel(function: Callable[[Item], Result], items: Iterable[Item]) -> list[Result]:
+        """Table calls for different partitions, a few at a time (each is one round trip)."""
+        pending = list(items)
+        if len(pending) <= 1:
+            return [function(item) for item in pending]
+        with ThreadPoolExecutor(min(_PARALLEL, len(pending))) as pool:
+            return list(pool.map(function, pending))
 
 
 def _request_entities(sent: SentRequest) -> list[dict[str, object]]:
@@ -314,13 +318,13 @@ def _devices_row(chunk_index: int) -> str:
     return f"devices|{chunk_index:05d}"
 
 
-def _pack(entries: list[list[object]]) -> dict[str, str]:
+def _pack(entries: Sequence[Sequence[object]]) -> dict[str, str]:
     text = json.dumps(entries, separators=(",", ":"), ensure_ascii=False)
     starts = range(0, len(text), _PROPERTY_CHARS)
     return {f"D{i}": text[start:start + _PROPERTY_CHARS] for i, start in enumerate(starts)}
 
 
-def _unpack(row: Mapping[str, object]) -> list[list]:
+def _unpack(row: Mapping[str, object]) -> list[list[Any]]:
     parts = sorted((int(k[1:]), str(v)) for k, v in row.items() if re.fullmatch(r"D\d+", k))
     return json.loads("".join(text for _, text in parts)) if parts else []
 

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 import schemathesis
-from schemathesis import checks
 from c2d_testing.localcloud import REPO_ROOT, LocalCloud, local_cloud, trusting
 from hypothesis import HealthCheck, given, settings
+from schemathesis import checks
 
 from localcloud.stack import FUNCTION_KEY
 

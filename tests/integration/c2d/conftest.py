@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -9,7 +10,10 @@ import pytest
 from c2d_testing.devices import DECOY_DEVICE, ODD_DEVICE
 from c2d_testing.localcloud import trusting
 
-from c2d.config import IoTHubSettings, ServiceBusSettings
+from c2d.config import IoTHubSettings, ServiceBusSettings, TableSettings
+from c2d.status_store import StatusStore
+from c2d.tables import Table
+from localcloud.azurite import Azurite, azurite
 from localcloud.iothub.testing import RunningEmulator, running_emulator
 from localcloud.servicebus.testing import RunningEmulator as RunningServiceBus
 from localcloud.servicebus.testing import start_emulator as start_service_bus
@@ -56,3 +60,20 @@ def bus() -> Iterator[RunningServiceBus]:
 @pytest.fixture
 def bus_settings(bus: RunningServiceBus) -> ServiceBusSettings:
     return ServiceBusSettings(topic="c2d-outcomes", connection_string=bus.connection_string, retry_total=0)
+
+
+@pytest.fixture(scope="module")
+def storage() -> Iterator[Azurite]:
+    """Azurite (queue and table services) for the send journal and the status table."""
+    with azurite() as instance:
+        yield instance
+
+
+@pytest.fixture
+def ledger(storage: Azurite) -> Iterator[StatusStore]:
+    """A status table of its own for each test."""
+    table = Table(TableSettings(table=f"t{uuid.uuid4().hex[:12]}", connection_string=storage.connection_string))
+    try:
+        yield StatusStore(table)
+    finally:
+        table.close()

@@ -35,14 +35,14 @@ def send_and_complete(hub, hub_settings, ids: list[str]) -> None:
     assert device_https(hub, "dev-0", count=len(ids)) == 0
 
 
-def test_drain_publishes_then_accepts(hub, hub_settings, bus, bus_settings) -> None:
+def test_drain_publishes_then_accepts(hub, hub_settings, bus, bus_settings, ledger) -> None:
     read_all(bus)
     ids = [f"flow-{i}" for i in range(12)]
     send_and_complete(hub, hub_settings, ids)
     time.sleep(1.0)  # feedback flush interval is 0.2 s in the test hub
 
     with FeedbackReceiver(hub_settings) as receiver, OutcomePublisher(bus_settings) as publisher:
-        report = drain_feedback(receiver, publisher, FAST)
+        report = drain_feedback(receiver, publisher, ledger, FAST)
 
     assert report.published == 12 and report.released == 0
     assert sorted(str(m.correlation_id) for m in read_all(bus)) == sorted(ids)
@@ -53,15 +53,15 @@ def feedback_on_hub(hub) -> list[dict]:
     return hub.admin.state()["feedback"]
 
 
-def drain_until(receiver, publisher, want: int, timeout_s: float = 30.0) -> int:
+def drain_until(receiver, publisher, ledger, want: int, timeout_s: float = 30.0) -> int:
     published, deadline = 0, time.monotonic() + timeout_s
     while published < want and time.monotonic() < deadline:
-        published += drain_feedback(receiver, publisher, FAST).published
+        published += drain_feedback(receiver, publisher, ledger, FAST).published
     return published
 
 
 def test_topic_unreachable_leaves_feedback_untouched_then_publishes_everything_once(
-    hub, hub_settings, bus, bus_settings
+    hub, hub_settings, bus, bus_settings, ledger
 ) -> None:
     read_all(bus)
     ids = [f"outage-{i}" for i in range(8)]
@@ -72,18 +72,18 @@ def test_topic_unreachable_leaves_feedback_untouched_then_publishes_everything_o
         bus.admin.refuse_connections(4.0)
         bus.admin.drop_connections()
         for _ in range(3):
-            down = drain_feedback(receiver, publisher, FAST)
-            assert down.stopped == "topic-unreachable" and down.received == 0
+            down = drain_feedback(receiver, publisher, ledger, FAST)
+            assert down.stopped == "unreachable" and down.received == 0
         waiting = feedback_on_hub(hub)
         assert waiting and all(f["deliveryCount"] == 0 for f in waiting), "no delivery may be spent while down"
         time.sleep(4.5)
-        drain_until(receiver, publisher, 8)
+        drain_until(receiver, publisher, ledger, 8)
 
     outcomes = read_all(bus)
     assert sorted(str(m.correlation_id) for m in outcomes) == sorted(ids), "every outcome exactly once"
 
 
-def test_topic_lost_after_the_check_releases_and_loses_nothing(hub, hub_settings, bus, bus_settings) -> None:
+def test_topic_lost_after_the_check_releases_and_loses_nothing(hub, hub_settings, bus, bus_settings, ledger) -> None:
     read_all(bus)
     ids = [f"lost-{i}" for i in range(8)]
     send_and_complete(hub, hub_settings, ids)
@@ -93,25 +93,25 @@ def test_topic_lost_after_the_check_releases_and_loses_nothing(hub, hub_settings
         publisher.check_reachable()  # the link is open: the next check does not touch the network
         bus.admin.refuse_connections(3.0)
         bus.admin.drop_connections()
-        down = drain_feedback(receiver, publisher, FAST)
+        down = drain_feedback(receiver, publisher, ledger, FAST)
         assert down.published == 0 and down.released >= 1 and down.accepted == 0
         time.sleep(3.5)
-        drain_until(receiver, publisher, 8)
+        drain_until(receiver, publisher, ledger, 8)
 
     outcomes = read_all(bus)
     assert sorted(str(m.correlation_id) for m in outcomes) == sorted(ids), "every outcome exactly once"
 
 
-def test_idle_receiver_holds_no_feedback_between_runs(hub, hub_settings, bus, bus_settings) -> None:
+def test_idle_receiver_holds_no_feedback_between_runs(hub, hub_settings, bus, bus_settings, ledger) -> None:
     """Hole 10: the feedback link used to stay open with 16 credits between runs, so new feedback
     was delivered and locked while nobody processed it (each lock expiry costs a delivery)."""
     read_all(bus)
     with FeedbackReceiver(hub_settings) as receiver, OutcomePublisher(bus_settings) as publisher:
-        drain_feedback(receiver, publisher, FAST)  # a run ends: the link must not linger
+        drain_feedback(receiver, publisher, ledger, FAST)  # a run ends: the link must not linger
         send_and_complete(hub, hub_settings, ["idle-0", "idle-1"])
         time.sleep(1.5)  # feedback is flushed to the endpoint while no run is active
         waiting = feedback_on_hub(hub)
         assert waiting, "the hub should hold the new feedback"
         assert all(not f.get("locked") and f["deliveryCount"] == 0 for f in waiting), waiting
-        drain_until(receiver, publisher, 2)
+        drain_until(receiver, publisher, ledger, 2)
     assert sorted(str(m.correlation_id) for m in read_all(bus)) == ["idle-0", "idle-1"]
