@@ -12,7 +12,7 @@ from pathlib import Path
 from bench.common import Figure
 from localcloud.azurite import azurite
 from localcloud.functions_host.testing import start_host
-from localcloud.iothub.testing import running_emulator
+from localcloud.iothub.launcher import running_iothub
 from localcloud.servicebus.testing import start_emulator
 from localcloud.stack import MASTER_KEY, REPO_ROOT, LocalCloud, app_settings
 
@@ -56,7 +56,7 @@ def run(work_dir: Path) -> list[Figure]:
         )
 
     with (
-        running_emulator(work_dir / "cold-iothub", extra_config={"devices": [{"device_id": "cold-1"}]}) as hub,
+        running_iothub(work_dir / "cold-iothub", extra_config={"devices": [{"device_id": "cold-1"}]}) as hub,
         start_emulator() as bus,
         azurite(location=work_dir / "cold-azurite") as storage,
     ):

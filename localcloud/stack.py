@@ -27,8 +27,8 @@ from localcloud.azurite import connection_string as azurite_connection_string
 from localcloud.certs import ensure_certs
 from localcloud.functions_host.testing import RunningHost, start_host
 from localcloud.iothub import config as hub_config
-from localcloud.iothub.testing import RunningEmulator as Hub
-from localcloud.iothub.testing import running_emulator
+from localcloud.iothub.launcher import IoTHubProcess as Hub
+from localcloud.iothub.launcher import running_iothub
 from localcloud.redact import redact_keys, with_key
 from localcloud.servicebus.auth import DEFAULT_KEY as SERVICEBUS_DEFAULT_KEY
 from localcloud.servicebus.testing import RunningEmulator as Bus
@@ -129,7 +129,7 @@ def local_cloud(
 ) -> Iterator[LocalCloud]:
     extra = {"devices": devices} if devices else None
     with (
-        running_emulator(work_dir / "iothub", limits=hub_limits, extra_config=extra) as hub,
+        running_iothub(work_dir / "iothub", limits=hub_limits, extra_config=extra) as hub,
         start_bus() as bus,
         azurite(location=work_dir / "azurite") as storage,
     ):
@@ -219,10 +219,8 @@ def up(ports: UpPorts = UpPorts()) -> int:
     python = sys.executable
     pids: dict[str, int] = {}
     try:
-        hub_ready = RUN_DIR / "iothub.ready"
-        hub_ready.unlink(missing_ok=True)
         pids["iothub"] = _spawn("iothub", [
-            python, "-m", "localcloud", "iothub", "--state-dir", str(STATE_DIR), "--ready-file", str(hub_ready),
+            python, "-m", "localcloud", "iothub", "--state-dir", str(STATE_DIR),
             "--amqp-port", str(ports.amqp), "--mqtt-port", str(ports.mqtt), "--https-port", str(ports.https),
             "--admin-port", str(ports.hub_admin), "--connect-proxy-port", str(ports.connect_proxy),
         ])  # fmt: skip
@@ -236,7 +234,7 @@ def up(ports: UpPorts = UpPorts()) -> int:
             "--location", str(STATE_DIR / "azurite"), "--skipApiVersionCheck", "--loose",
         ])  # fmt: skip
         _save(pids)
-        _wait_ready("iothub", pids["iothub"], hub_ready.exists)
+        _wait_ready("iothub", pids["iothub"], lambda: _ready_line(_log("iothub")))
         bus_line = _wait_ready("servicebus", pids["servicebus"], lambda: _ready_line(_log("servicebus")))
         _wait_ready("azurite", pids["azurite"], lambda: "successfully listens" in _log("azurite"))
 

@@ -9,7 +9,7 @@ import pytest
 from c2d_testing.localcloud import trusting
 
 from c2d.config import IoTHubSettings, ServiceBusSettings
-from localcloud.iothub.testing import RunningEmulator, running_emulator
+from localcloud.iothub.launcher import IoTHubProcess, running_iothub
 from localcloud.servicebus.testing import RunningEmulator as RunningServiceBus
 from localcloud.servicebus.testing import start_emulator as start_service_bus
 
@@ -17,10 +17,10 @@ DEVICES = [{"device_id": f"dev-{i}", "primary_key": f"ZGV2aWNlLWtleS0{i}LXRlc3Qt
 
 
 @pytest.fixture(scope="module")
-def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningEmulator]:
+def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[IoTHubProcess]:
     work = tmp_path_factory.mktemp("iothub")
     with (
-        running_emulator(work, extra_config={"devices": DEVICES}, limits={"feedback_interval_s": 0.2}) as emulator,
+        running_iothub(work, extra_config={"devices": DEVICES}, limits={"feedback_interval_s": 0.2}) as emulator,
         trusting(emulator.ca_bundle),  # trust the local CA, as a user would
     ):
         yield emulator
@@ -33,7 +33,7 @@ def clean_hub(request: pytest.FixtureRequest) -> None:
 
 
 @pytest.fixture
-def hub_settings(hub: RunningEmulator) -> IoTHubSettings:
+def hub_settings(hub: IoTHubProcess) -> IoTHubSettings:
     return IoTHubSettings.from_connection_string(
         hub.service_connection_string, amqp_port=hub.ports.amqp, send_timeout_s=10.0
     )
