@@ -13,7 +13,7 @@ from bench.common import Figure
 from localcloud.azurite import azurite
 from localcloud.functions_host.testing import start_host
 from localcloud.iothub.launcher import running_iothub
-from localcloud.servicebus.testing import start_emulator
+from localcloud.servicebus.launcher import running_servicebus
 from localcloud.stack import MASTER_KEY, REPO_ROOT, LocalCloud, app_settings
 
 GOAL_TEXT = {
@@ -57,7 +57,7 @@ def run(work_dir: Path) -> list[Figure]:
 
     with (
         running_iothub(work_dir / "cold-iothub", extra_config={"devices": [{"device_id": "cold-1"}]}) as hub,
-        start_emulator() as bus,
+        running_servicebus() as bus,
         azurite(location=work_dir / "cold-azurite") as storage,
     ):
         values = app_settings(

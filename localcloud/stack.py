@@ -30,9 +30,9 @@ from localcloud.iothub import config as hub_config
 from localcloud.iothub.launcher import IoTHubProcess as Hub
 from localcloud.iothub.launcher import running_iothub
 from localcloud.redact import redact_keys, with_key
-from localcloud.servicebus.auth import DEFAULT_KEY as SERVICEBUS_DEFAULT_KEY
-from localcloud.servicebus.testing import RunningEmulator as Bus
-from localcloud.servicebus.testing import start_emulator as start_bus
+from localcloud.servicebus.launcher import ServiceBusProcess as Bus
+from localcloud.servicebus.launcher import running_servicebus
+from localcloud.servicebus.tokens import DEFAULT_KEY as SERVICEBUS_DEFAULT_KEY
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 STATE_DIR = REPO_ROOT / ".localcloud"
@@ -130,7 +130,7 @@ def local_cloud(
     extra = {"devices": devices} if devices else None
     with (
         running_iothub(work_dir / "iothub", limits=hub_limits, extra_config=extra) as hub,
-        start_bus() as bus,
+        running_servicebus(work_dir=work_dir / "servicebus") as bus,
         azurite(location=work_dir / "azurite") as storage,
     ):
         values = app_settings(
@@ -225,7 +225,7 @@ def up(ports: UpPorts = UpPorts()) -> int:
             "--admin-port", str(ports.hub_admin), "--connect-proxy-port", str(ports.connect_proxy),
         ])  # fmt: skip
         pids["servicebus"] = _spawn("servicebus", [
-            python, "-m", "localcloud", "servicebus", "--port", str(ports.servicebus),
+            python, "-m", "localcloud", "servicebus", "--amqp-port", str(ports.servicebus),
             "--admin-port", str(ports.servicebus_admin), "--log-level", "WARNING",
         ])  # fmt: skip
         (STATE_DIR / "azurite").mkdir(parents=True, exist_ok=True)
@@ -298,7 +298,7 @@ def _connections(ports: UpPorts, hub: hub_config.HubConfig, ca_bundle: Path, set
         "storage": settings["AzureWebJobsStorage"],
         "SSL_CERT_FILE": str(ca_bundle),
         "iothub_admin": f"http://127.0.0.1:{ports.hub_admin}/admin/state",
-        "servicebus_admin": f"http://127.0.0.1:{ports.servicebus_admin}/",
+        "servicebus_admin": f"http://127.0.0.1:{ports.servicebus_admin}/admin/state",
         "app_settings": str(RUN_DIR / "settings.json"),
         "logs": str(RUN_DIR),
     }

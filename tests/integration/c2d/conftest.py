@@ -10,8 +10,7 @@ from c2d_testing.localcloud import trusting
 
 from c2d.config import IoTHubSettings, ServiceBusSettings
 from localcloud.iothub.launcher import IoTHubProcess, running_iothub
-from localcloud.servicebus.testing import RunningEmulator as RunningServiceBus
-from localcloud.servicebus.testing import start_emulator as start_service_bus
+from localcloud.servicebus.launcher import ServiceBusProcess, running_servicebus
 
 DEVICES = [{"device_id": f"dev-{i}", "primary_key": f"ZGV2aWNlLWtleS0{i}LXRlc3QtdGVzdC10ZXN0LXRlc3Q="} for i in range(4)]
 
@@ -45,12 +44,12 @@ def repo_root() -> Path:
 
 
 @pytest.fixture(scope="module")
-def bus() -> Iterator[RunningServiceBus]:
+def bus() -> Iterator[ServiceBusProcess]:
     """The Service Bus emulator with its default entities (topic c2d-outcomes, subscriptions all/failed/succeeded)."""
-    with start_service_bus() as emulator:
+    with running_servicebus() as emulator:
         yield emulator
 
 
 @pytest.fixture
-def bus_settings(bus: RunningServiceBus) -> ServiceBusSettings:
+def bus_settings(bus: ServiceBusProcess) -> ServiceBusSettings:
     return ServiceBusSettings(topic="c2d-outcomes", connection_string=bus.connection_string, retry_total=0)

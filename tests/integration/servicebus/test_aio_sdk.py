@@ -15,7 +15,7 @@ from azure.servicebus.exceptions import (
     ServiceBusAuthenticationError,
 )
 
-from localcloud.servicebus.testing import RunningEmulator
+from localcloud.servicebus.launcher import ServiceBusProcess
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio]
 
@@ -172,7 +172,7 @@ async def test_max_delivery_count_moves_to_dead_letter(conn_str: str) -> None:
             await dlq.complete_message(dead)
 
 
-async def test_wrong_key_is_authentication_error(servicebus: RunningEmulator) -> None:
+async def test_wrong_key_is_authentication_error(servicebus: ServiceBusProcess) -> None:
     bad = servicebus.connection_string_with_key("not-the-key")
     async with _client(bad, retry_total=0) as client:
         with pytest.raises(ServiceBusAuthenticationError):
@@ -218,7 +218,7 @@ async def test_receive_and_delete(conn_str: str) -> None:
             assert await _receive(receiver, 1, deadline_s=1) == []
 
 
-async def test_sender_survives_dropped_connections(conn_str: str, servicebus: RunningEmulator) -> None:
+async def test_sender_survives_dropped_connections(conn_str: str, servicebus: ServiceBusProcess) -> None:
     async with _client(conn_str, retry_total=10, retry_backoff_factor=0.2, retry_backoff_max=1) as client:
         async with client.get_queue_sender("faults-aio") as sender:
             await sender.send_messages(ServiceBusMessage("before", message_id="fa-1"))

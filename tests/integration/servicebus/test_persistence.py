@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from azure.servicebus import ServiceBusClient, ServiceBusMessage, ServiceBusSubQueue
 
-from localcloud.servicebus.testing import start_emulator
+from localcloud.servicebus.launcher import running_servicebus
 
 pytestmark = pytest.mark.integration
 
@@ -29,7 +29,7 @@ def _message(mid: str, status: str) -> ServiceBusMessage:
 def test_restart_keeps_messages(tmp_path: Path) -> None:
     data_file = tmp_path / "servicebus.sqlite"
     with (
-        start_emulator(data_file=data_file) as first,
+        running_servicebus(data_file=data_file) as first,
         ServiceBusClient.from_connection_string(first.connection_string) as client,
     ):
         with client.get_topic_sender("c2d-outcomes") as sender:
@@ -45,7 +45,7 @@ def test_restart_keeps_messages(tmp_path: Path) -> None:
         last_seq = max(m.sequence_number for m in (one, three))
 
     with (
-        start_emulator(data_file=data_file) as second,
+        running_servicebus(data_file=data_file) as second,
         ServiceBusClient.from_connection_string(second.connection_string) as client,
     ):
         with client.get_topic_sender("c2d-outcomes") as sender:

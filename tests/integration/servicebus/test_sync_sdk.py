@@ -15,7 +15,7 @@ from azure.servicebus.exceptions import (
     ServiceBusAuthenticationError,
 )
 
-from localcloud.servicebus.testing import RunningEmulator
+from localcloud.servicebus.launcher import ServiceBusProcess
 
 pytestmark = pytest.mark.integration
 
@@ -71,7 +71,7 @@ def test_property_round_trip(conn_str: str) -> None:
             assert _receive(receiver, 1, deadline_s=1) == []
 
 
-def test_batch_fans_out_through_filters(conn_str: str, servicebus: RunningEmulator) -> None:
+def test_batch_fans_out_through_filters(conn_str: str, servicebus: ServiceBusProcess) -> None:
     specs = [
         ("f-ok", {"status": "Success"}, None, None),
         ("f-fail", {"status": "Failed"}, None, None),
@@ -114,7 +114,7 @@ def test_batch_fans_out_through_filters(conn_str: str, servicebus: RunningEmulat
                 assert _ids(got) == expected[sub], sub
 
 
-def test_duplicates_dropped_inside_window_accepted_after(conn_str: str, servicebus: RunningEmulator) -> None:
+def test_duplicates_dropped_inside_window_accepted_after(conn_str: str, servicebus: ServiceBusProcess) -> None:
     with _client(conn_str) as client:
         with client.get_queue_sender("dedup-sync") as sender:
             sender.send_messages(ServiceBusMessage("first", message_id="dup-1"))
@@ -148,7 +148,7 @@ def test_abandon_redelivers_with_higher_delivery_count(conn_str: str) -> None:
             receiver.complete_message(second)
 
 
-def test_dead_letter_carries_reason(conn_str: str, servicebus: RunningEmulator) -> None:
+def test_dead_letter_carries_reason(conn_str: str, servicebus: ServiceBusProcess) -> None:
     with _client(conn_str) as client:
         with client.get_queue_sender("deadletter-sync") as sender:
             sender.send_messages(ServiceBusMessage("d", message_id="dl-1", application_properties={"k": "v"}))
@@ -217,7 +217,7 @@ def test_max_delivery_count_moves_to_dead_letter(conn_str: str) -> None:
             dlq.complete_message(dead)
 
 
-def test_wrong_key_is_authentication_error(servicebus: RunningEmulator) -> None:
+def test_wrong_key_is_authentication_error(servicebus: ServiceBusProcess) -> None:
     bad = servicebus.connection_string_with_key("not-the-key")
     with _client(bad, retry_total=0) as client, pytest.raises(ServiceBusAuthenticationError):  # noqa: SIM117
         with client.get_queue_sender("roundtrip-sync") as sender:  # opening the link puts the token
@@ -253,7 +253,7 @@ def test_management_peek_schedule_cancel_defer(conn_str: str) -> None:
             assert receiver.peek_messages(max_message_count=10) == []
 
 
-def test_receive_and_delete_removes_on_delivery(conn_str: str, servicebus: RunningEmulator) -> None:
+def test_receive_and_delete_removes_on_delivery(conn_str: str, servicebus: ServiceBusProcess) -> None:
     with _client(conn_str) as client:
         with client.get_queue_sender("roundtrip-sync") as sender:
             sender.send_messages([ServiceBusMessage(str(i), message_id=f"rd-{i}") for i in range(3)])
@@ -276,13 +276,14 @@ def test_expired_message_is_dead_lettered(conn_str: str) -> None:
             dlq.complete_message(dead)
 
 
-def test_sender_survives_dropped_and_refused_connections(conn_str: str, servicebus: RunningEmulator) -> None:
+def test_sender_survives_dropped_and_refused_connections(conn_str: str, servicebus: ServiceBusProcess) -> None:
     with _client(conn_str, retry_total=10, retry_backoff_factor=0.2, retry_backoff_max=1) as client:
         with client.get_queue_sender("faults-sync") as sender:
             sender.send_messages(ServiceBusMessage("before", message_id="fx-1"))
             assert servicebus.admin.drop_connections() >= 1
             sender.send_messages(ServiceBusMessage("after-drop", message_id="fx-2"))
             servicebus.admin.refuse_connections(1.5)
+            servicebus.admin.drop_connections()  # an outage: open connections go, new ones are refused
             sender.send_messages(ServiceBusMessage("after-refuse", message_id="fx-3"))
         with client.get_queue_receiver("faults-sync") as receiver:
             got = _receive(receiver, 3)
@@ -291,7 +292,7 @@ def test_sender_survives_dropped_and_refused_connections(conn_str: str, serviceb
     assert _ids(got) == {"fx-1", "fx-2", "fx-3"}
 
 
-def test_admin_lists_messages(conn_str: str, servicebus: RunningEmulator) -> None:
+def test_admin_lists_messages(conn_str: str, servicebus: ServiceBusProcess) -> None:
     mid = f"adm-{uuid.uuid4()}"
     with _client(conn_str) as client, client.get_queue_sender("mgmt-sync") as sender:
         sender.send_messages(ServiceBusMessage("x", message_id=mid, application_properties={"status": "Failed"}))
