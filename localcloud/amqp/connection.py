@@ -300,7 +300,9 @@ class AmqpConnection:
                     payload = link.recv(delivery.pending) or b""
                     link.advance()
                     node = self._request_links.get(link)
-                    if node is None:
+                    if link.state & Endpoint.LOCAL_CLOSED:  # sent before the client saw our detach: dropped
+                        delivery.settle()
+                    elif node is None:
                         self._handler.on_transfer(self, link, delivery, payload)
                     else:
                         self._on_request(node, link, delivery, payload)

@@ -88,6 +88,9 @@ class AmqpEndpoint:
             conn.abort()
         return len(conns)
 
+    def reset_stats(self) -> None:
+        self.stats = TokenStats()
+
     def check_tokens(self) -> None:
         """Re-check every connection's tokens now (after the token policy changed)."""
         for conn in list(self.connections):

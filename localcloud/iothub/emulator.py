@@ -110,6 +110,7 @@ class IoTHubEmulator:
     def reset(self) -> None:
         self.hub.store.reset()
         self.hub.faults.clear()
+        self.amqp.reset_stats()
         self.amqp.check_tokens()
 
     def state(self) -> dict[str, Any]:

@@ -161,6 +161,7 @@ class ServiceBusEmulator:
         self.namespace.reset()
         self.faults.clear()
         self.current_limits = self.settings.limits
+        self.amqp.reset_stats()
         self.amqp.check_tokens()
 
     def state(self) -> dict[str, Any]:
@@ -180,9 +181,8 @@ class ServiceBusEmulator:
         lines = [f"Service Bus emulator '{self.namespace.name}' on {host}: {self.bound_ports()}"]
         lines.append(f"AMQP:  {self.connection_string()}")
         if self.settings.amqps_port >= 0:
-            lines.append(
-                f"AMQPS: {self.tls_connection_string()} with custom_endpoint_address=sb://localhost:{self.amqps_port}"
-            )
+            lines.append(f"AMQPS: port {self.amqps_port}: custom_endpoint_address=sb://localhost:{self.amqps_port} and")
+            lines.append(f"       {self.tls_connection_string()}")
         if self.settings.admin_port >= 0:
             lines.append(f"admin: http://{host}:{self.admin_port}/admin/state")
         return lines
