@@ -91,6 +91,8 @@ def build_config() -> dict[str, Any]:
                 DuplicateDetectionHistoryTimeWindow=f"PT{DUP_WINDOW_SECONDS}S",
             )
         )
+    queues += [_queue("tls"), _queue("token-expiry"), _queue("token-receiver", LockDuration="PT5S")]
+    topics.append(_topic("tls-topic", [_sub("all"), _sub("failed", _sql("f", "status <> 'Success'"))]))
     # The app's own topic, as in the default config (for the OutcomePublisher test).
     topics.append(
         _topic(
@@ -116,7 +118,7 @@ def build_config() -> dict[str, Any]:
 def servicebus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServiceBusProcess]:
     config_file = Path(tmp_path_factory.mktemp("servicebus")) / "Config.json"
     config_file.write_text(json.dumps(build_config(), indent=2), encoding="utf-8")
-    with running_servicebus(config_path=config_file, key="test-key-not-secret") as emulator:
+    with running_servicebus(config_path=config_file, key="test-key-not-secret", amqps=True) as emulator:
         yield emulator
 
 
