@@ -45,9 +45,10 @@ class Listeners:
         for server in self._servers:
             server.close()
 
-    async def close(self) -> None:
-        """After `stop_accepting()` and dropping the open connections: wait for the servers, stop the apps."""
+    async def close(self, drop_connections: Callable[[], object]) -> None:
+        """Stop accepting, drop the open connections (`drop_connections`), wait for the servers, stop the apps."""
         self.stop_accepting()
+        drop_connections()
         for server in self._servers:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(server.wait_closed(), 2)

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import dataclasses
-import logging
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,6 +10,7 @@ from localcloud.certs import CertPaths
 from localcloud.emulator.admin_api import build_admin_app
 from localcloud.emulator.faults import Faults
 from localcloud.emulator.listeners import Listeners
+from localcloud.emulator.ticker import Ticker
 
 from .admin import hub_admin_routes
 from .amqp_links import amqp_endpoint
@@ -22,8 +20,6 @@ from .connect_proxy import ConnectProxy
 from .http_api import build_device_app
 from .hub import Hub
 from .mqtt_server import MqttEndpoint
-
-log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -47,7 +43,7 @@ class IoTHubEmulator:
         self.mqtt = MqttEndpoint(self.hub)
         self.ports = BoundPorts()
         self._listeners = Listeners(config.bind_host)
-        self._ticker: asyncio.Task[None] | None = None
+        self._ticker = Ticker(self.hub.store.tick, lambda: self.hub.store.limits.tick_s)
 
     @property
     def faults(self) -> Faults:
@@ -66,27 +62,14 @@ class IoTHubEmulator:
             self.config.bind_host, {5671: self.ports.amqp, 8883: self.ports.mqtt, 443: self.ports.https}
         )
         self.ports.connect_proxy = await listen.streams(proxy.handle, wanted.connect_proxy, None)
-        self._ticker = asyncio.create_task(self._tick())
+        self._ticker.start()
 
     async def _serve_amqp_over_websocket(self, channel: WebSocketChannel) -> None:
         await self.amqp.serve(channel, "websocket")
 
-    async def _tick(self) -> None:
-        while True:
-            await asyncio.sleep(self.hub.store.limits.tick_s)
-            try:
-                self.hub.store.tick()
-            except Exception:  # keep the timers alive, but never silently
-                log.exception("store tick failed")
-
     async def stop(self) -> None:
-        if self._ticker is not None:
-            self._ticker.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._ticker
-        self._listeners.stop_accepting()
-        self.drop_connections()
-        await self._listeners.close()
+        await self._ticker.stop()
+        await self._listeners.close(self.drop_connections)
 
     # ---- EmulatorControl --------------------------------------------------------------------
     def drop_connections(self, protocol: str = "all") -> int:

@@ -25,6 +25,8 @@ ACK_MODES = ("none", "positive", "negative", "full")
 
 
 class State(StrEnum):
+    """A C2D message's state (iot-hub-devguide-messages-c2d); Completed and DeadLettered are final."""
+
     ENQUEUED = "Enqueued"
     INVISIBLE = "Invisible"
     COMPLETED = "Completed"

@@ -3,8 +3,6 @@ timers and controls. `await start()`; the bound ports are in `bound_ports()` aft
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import dataclasses
 import logging
 import time
@@ -20,6 +18,7 @@ from localcloud.certs import ensure_certs
 from localcloud.emulator.admin_api import build_admin_app
 from localcloud.emulator.faults import Faults
 from localcloud.emulator.listeners import Listeners
+from localcloud.emulator.ticker import Ticker
 from localcloud.paths import STATE_DIR
 
 from .admin import servicebus_admin_routes
@@ -86,7 +85,7 @@ class ServiceBusEmulator:
         self.amqps_port = 0
         self.admin_port = 0
         self._listeners = Listeners(settings.host)
-        self._ticker: asyncio.Task[None] | None = None
+        self._ticker = Ticker(self._tick, lambda: settings.tick_interval)
 
     def _token_policy(self) -> TokenPolicy:
         return TokenPolicy(self.current_limits.enforce_token_expiry, self.current_limits.max_token_lifetime_s)
@@ -116,27 +115,18 @@ class ServiceBusEmulator:
         if settings.admin_port >= 0:
             app = build_admin_app(self, servicebus_admin_routes(self.namespace))
             self.admin_port = await listen.http(app, settings.admin_port, None)
-        self._ticker = asyncio.get_running_loop().create_task(self._tick_forever())
+        self._ticker.start()
         log.info("Service Bus emulator listening: %s", self.bound_ports())
 
-    async def _tick_forever(self) -> None:
-        while True:
-            await asyncio.sleep(self.settings.tick_interval)
-            try:
-                self.namespace.tick(time.time())
-                self.links.consumers.pump_if_dirty()
-                self.namespace.commit()
-            except Exception:  # a timer bug must be visible but must not stop the emulator
-                log.exception("tick failed")
+    def _tick(self) -> None:
+        """Lock expiry, TTL and scheduled messages; then deliver what became available."""
+        self.namespace.tick(time.time())
+        self.links.consumers.pump_if_dirty()
+        self.namespace.commit()
 
     async def stop(self) -> None:
-        if self._ticker is not None:
-            self._ticker.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._ticker
-        self._listeners.stop_accepting()
-        self.drop_connections()
-        await self._listeners.close()
+        await self._ticker.stop()
+        await self._listeners.close(self.drop_connections)
         if self.journal is not None:
             self.journal.close()
 

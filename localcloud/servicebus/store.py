@@ -10,7 +10,7 @@ import heapq
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import Enum, StrEnum, auto
 from typing import Any
 
 from .config import EntityProperties
@@ -20,11 +20,13 @@ from .persistence import Journal, StoredRow
 DEAD_LETTER_SUFFIX = "/$deadletterqueue"
 
 
-class State(Enum):
-    AVAILABLE = "available"
-    LOCKED = "locked"
-    DEFERRED = "deferred"
-    SCHEDULED = "scheduled"
+class State(StrEnum):
+    """Where a message is inside one entity; its value is the name in lower case."""
+
+    AVAILABLE = auto()
+    LOCKED = auto()  # a peek-lock delivery is in flight
+    DEFERRED = auto()  # received only by sequence number
+    SCHEDULED = auto()  # waits for its enqueue time
 
 
 class Settlement(Enum):

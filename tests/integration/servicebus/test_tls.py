@@ -7,22 +7,14 @@ from __future__ import annotations
 
 import socket
 import ssl
-import time
 
 import pytest
 from azure.servicebus import ServiceBusClient, ServiceBusMessage, TransportType
+from localcloud_testing.servicebus import receive
 
 from localcloud.servicebus.launcher import ServiceBusProcess
 
 pytestmark = pytest.mark.integration
-
-
-def _receive_all(receiver, count: int, deadline_s: float = 15) -> list:
-    got: list = []
-    deadline = time.monotonic() + deadline_s
-    while len(got) < count and time.monotonic() < deadline:
-        got += receiver.receive_messages(max_message_count=count - len(got), max_wait_time=1)
-    return got
 
 
 def test_amqps_port_speaks_tls_with_a_localhost_certificate(servicebus: ServiceBusProcess) -> None:
@@ -52,11 +44,11 @@ def test_sync_client_with_uamqp_transport_sends_a_batch_over_tls(servicebus: Ser
                 batch.add_message(ServiceBusMessage(message_id, message_id=message_id, application_properties={"status": status}))
             sender.send_messages(batch)
         with client.get_subscription_receiver("tls-topic", "all") as receiver:
-            got = _receive_all(receiver, len(ids))
+            got = receive(receiver, len(ids))
             for message in got:
                 receiver.complete_message(message)
         with client.get_subscription_receiver("tls-topic", "failed") as receiver:
-            failed = _receive_all(receiver, 2)
+            failed = receive(receiver, 2)
             for message in failed:
                 receiver.complete_message(message)
     assert sorted(str(m.message_id) for m in got) == ids
@@ -70,7 +62,7 @@ def test_default_pyamqp_transport_over_tls(servicebus: ServiceBusProcess) -> Non
         with client.get_queue_sender("tls") as sender:
             sender.send_messages(ServiceBusMessage("over tls", message_id="tls-pyamqp"))
         with client.get_queue_receiver("tls") as receiver:
-            [message] = _receive_all(receiver, 1)
+            [message] = receive(receiver, 1)
             receiver.complete_message(message)
     assert str(message) == "over tls"
 

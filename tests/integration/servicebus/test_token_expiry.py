@@ -13,6 +13,7 @@ from collections.abc import Iterator
 import pytest
 from azure.servicebus import ServiceBusClient, ServiceBusMessage
 from azure.servicebus.exceptions import ServiceBusAuthorizationError
+from localcloud_testing.servicebus import receive
 
 from localcloud.servicebus.launcher import ServiceBusProcess
 
@@ -31,14 +32,6 @@ def short_tokens(servicebus: ServiceBusProcess) -> Iterator[ServiceBusProcess]:
 
 def tokens(bus: ServiceBusProcess) -> dict[str, int]:
     return dict(bus.admin.state()["amqp"]["tokens"])
-
-
-def receive(receiver, count: int) -> list:
-    got: list = []
-    deadline = time.monotonic() + 10
-    while len(got) < count and time.monotonic() < deadline:
-        got += receiver.receive_messages(max_message_count=count - len(got), max_wait_time=1)
-    return got
 
 
 def test_expired_token_detaches_the_sender_and_the_sdk_reauthorises(short_tokens: ServiceBusProcess) -> None:
