@@ -91,7 +91,7 @@ def build_config() -> dict[str, Any]:
                 DuplicateDetectionHistoryTimeWindow=f"PT{DUP_WINDOW_SECONDS}S",
             )
         )
-    queues += [_queue("tls"), _queue("token-expiry"), _queue("token-receiver", LockDuration="PT5S")]
+    queues += [_queue("tls"), _queue("plain"), _queue("token-expiry"), _queue("token-receiver", LockDuration="PT5S")]
     topics.append(_topic("tls-topic", [_sub("all"), _sub("failed", _sql("f", "status <> 'Success'"))]))
     # The app's own topic, as in the default config (for the OutcomePublisher test).
     topics.append(
