@@ -31,14 +31,16 @@ class Consumer:
     unsettled: dict[Delivery, uuid.UUID] = field(default_factory=dict)
 
 
-def _settlement_of(delivery: Delivery) -> tuple[Settlement, str | None, str | None, dict[str, Any] | None] | None:
-    """The client's disposition as a settlement (reason, description, properties to modify); None while not final."""
-    remote = delivery.remote
-    kind = delivery.remote_state
+def _settlement_of(
+    kind: Any, delivery: Delivery
+) -> tuple[Settlement, str | None, str | None, dict[str, Any] | None] | None:
+    """The client's disposition (`kind`, its remote state) as a settlement with (reason, description,
+    properties to modify); None while it is not final."""
     if kind == Delivery.ACCEPTED:
         return Settlement.COMPLETE, None, None, None
     if kind == Delivery.RELEASED:
         return Settlement.RELEASE, None, None, None
+    remote = delivery.remote
     if kind == Delivery.MODIFIED:
         modify = {str(k): v for k, v in remote.annotations.items()} if remote.annotations else None
         return (Settlement.DEFER if remote.undeliverable else Settlement.ABANDON), None, None, modify
@@ -159,7 +161,8 @@ class Consumers:
         if consumer is None or token is None:
             delivery.settle()
             return
-        settlement = _settlement_of(delivery)
+        kind = delivery.remote_state
+        settlement = _settlement_of(kind, delivery)
         if settlement is None:
             consumer.unsettled[delivery] = token  # a non-terminal state (received): wait for the final one
             return
@@ -170,11 +173,11 @@ class Consumers:
         except LockLost as exc:
             self._answer(delivery, Delivery.REJECTED, error_condition(LOCK_LOST, str(exc)))
             return
-        if delivery.remote_state == Delivery.MODIFIED:
+        if kind == Delivery.MODIFIED:
             delivery.local.failed = delivery.remote.failed
             delivery.local.undeliverable = delivery.remote.undeliverable
         # Service Bus answers each disposition with a settled one carrying the same outcome.
-        self._answer(delivery, delivery.remote_state, None)
+        self._answer(delivery, kind, None)
         self.pump_if_dirty()
 
     @staticmethod
