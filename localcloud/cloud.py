@@ -14,7 +14,7 @@ from typing import Any
 
 from localcloud.app_settings import FUNCTION_KEY, MASTER_KEY, app_settings
 from localcloud.azurite import Azurite, azurite
-from localcloud.functions_host.testing import RunningHost, start_host
+from localcloud.functions_host.launcher import HostProcess, running_host
 from localcloud.iothub.launcher import IoTHubProcess, running_iothub
 from localcloud.paths import REPO_ROOT
 from localcloud.servicebus.launcher import ServiceBusProcess, running_servicebus
@@ -25,7 +25,7 @@ class LocalCloud:
     hub: IoTHubProcess
     bus: ServiceBusProcess
     storage: Azurite
-    host: RunningHost
+    host: HostProcess
     max_delivery_count: int = 10
 
     def post(self, path: str, body: object, *, key: str | None = FUNCTION_KEY) -> tuple[int, dict[str, str], Any]:
@@ -71,5 +71,5 @@ def local_cloud(
             storage_connection_string=storage.connection_string,
             extra=settings,
         )
-        with start_host(app_root, values, master_key=MASTER_KEY) as host:
+        with running_host(app_root, values, master_key=MASTER_KEY) as host:
             yield LocalCloud(hub, bus, storage, host, (hub_limits or {}).get("max_delivery_count", 10))
