@@ -87,7 +87,7 @@ class FeedbackSender:
         except LookupError as exc:
             log.info("feedback disposition after its lock was lost: %s", exc)
         if state is not None:
-            delivery.update(state)  # answer with the same outcome, then settle (rcv-settle-mode second)
+            delivery.update(state)  # answer with the same delivery state, then settle (rcv-settle-mode second)
         delivery.settle()
         self._deliver(reader)
 

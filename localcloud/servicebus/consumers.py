@@ -176,7 +176,7 @@ class Consumers:
         if kind == Delivery.MODIFIED:
             delivery.local.failed = delivery.remote.failed
             delivery.local.undeliverable = delivery.remote.undeliverable
-        # Service Bus answers each disposition with a settled one carrying the same outcome.
+        # Service Bus answers each disposition with a settled one carrying the same delivery state.
         self._answer(delivery, kind, None)
         self.pump_if_dirty()
 
