@@ -29,8 +29,8 @@ def dev_key(label: str) -> str:
 @dataclass(frozen=True)
 class Policy:
     name: str
-    primary_key: str
-    secondary_key: str = ""
+    primary_key: str = field(repr=False)  # keys stay out of reprs, logs and test failure output
+    secondary_key: str = field(default="", repr=False)
     rights: tuple[str, ...] = ("RegistryRead", "RegistryWrite", "ServiceConnect", "DeviceConnect")
 
     def keys(self) -> list[str]:
@@ -40,8 +40,8 @@ class Policy:
 @dataclass(frozen=True)
 class DeviceSpec:
     device_id: str
-    primary_key: str
-    secondary_key: str = ""
+    primary_key: str = field(repr=False)
+    secondary_key: str = field(default="", repr=False)
 
 
 @dataclass(frozen=True)
