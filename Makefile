@@ -34,6 +34,7 @@ venv: $(STAMP) $(NODE_STAMP)
 
 test: venv
 	$(VPY) -m ruff check .
+	$(VPY) -m mypy --strict localcloud/amqp
 	$(VPY) -m pytest
 
 unit: venv
@@ -64,4 +65,4 @@ bench: venv
 	$(VPY) -m bench
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache

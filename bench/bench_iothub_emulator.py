@@ -22,10 +22,11 @@ from uamqp.errors import ErrorPolicy
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from localcloud.iothub.testing import RunningEmulator, running_emulator, service_auth
+from localcloud.iothub.launcher import IoTHubProcess, running_iothub
+from localcloud.iothub.service_client import service_auth
 
 
-def one_round(hub: RunningEmulator, messages: int, devices: list[str]) -> tuple[float, int]:
+def one_round(hub: IoTHubProcess, messages: int, devices: list[str]) -> tuple[float, int]:
     client = uamqp.SendClient(
         f"amqps://{hub.hostname}/messages/devicebound",
         auth=service_auth(hub),
@@ -63,7 +64,7 @@ def main() -> int:
     limits = {"queue_depth": args.messages * args.rounds, "feedback_interval_s": 1.0}
     with (
         tempfile.TemporaryDirectory() as tmp,
-        running_emulator(Path(tmp), limits=limits, extra_config=extra) as hub,
+        running_iothub(Path(tmp), limits=limits, extra_config=extra) as hub,
         hub.use_in_process(),
     ):
         rates = []

@@ -24,7 +24,7 @@ from azure.servicebus.aio import ServiceBusClient, ServiceBusReceiver, ServiceBu
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from localcloud.servicebus.testing import launch
+from localcloud.servicebus.launcher import spawn_servicebus
 
 CONFIG = {
     "UserConfig": {
@@ -162,7 +162,7 @@ def main() -> int:
         config = Path(tmp) / "Config.json"
         config.write_text(json.dumps(CONFIG), encoding="utf-8")
         data_file = Path(tmp) / "state.sqlite" if args.persist else None
-        emulator = launch(config_path=config, key="bench-key", data_file=data_file)
+        emulator = spawn_servicebus(config_path=config, key="bench-key", data_file=data_file)
         try:
             asyncio.run(_bench(emulator.connection_string, args.messages, args.batch, args.concurrency))
         finally:

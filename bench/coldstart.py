@@ -11,9 +11,9 @@ from pathlib import Path
 
 from bench.common import Figure
 from localcloud.azurite import azurite
-from localcloud.functions_host.testing import start_host
-from localcloud.iothub.testing import running_emulator
-from localcloud.servicebus.testing import start_emulator
+from localcloud.functions_host.launcher import running_host
+from localcloud.iothub.launcher import running_iothub
+from localcloud.servicebus.launcher import running_servicebus
 from localcloud.stack import MASTER_KEY, REPO_ROOT, LocalCloud, app_settings
 
 GOAL_TEXT = {
@@ -56,8 +56,8 @@ def run(work_dir: Path) -> list[Figure]:
         )
 
     with (
-        running_emulator(work_dir / "cold-iothub", extra_config={"devices": [{"device_id": "cold-1"}]}) as hub,
-        start_emulator() as bus,
+        running_iothub(work_dir / "cold-iothub", extra_config={"devices": [{"device_id": "cold-1"}]}) as hub,
+        running_servicebus() as bus,
         azurite(location=work_dir / "cold-azurite") as storage,
     ):
         values = app_settings(
@@ -66,7 +66,7 @@ def run(work_dir: Path) -> list[Figure]:
             storage_connection_string=storage.connection_string,
         )  # fmt: skip
         start = time.perf_counter()
-        with start_host(REPO_ROOT, values, master_key=MASTER_KEY) as host:
+        with running_host(REPO_ROOT, values, master_key=MASTER_KEY) as host:
             ready = time.perf_counter()
             status, _, body = LocalCloud(hub, bus, storage, host).post("/api/devices/cold-1/messages", {"payload": 1})
             first = time.perf_counter()

@@ -13,7 +13,7 @@ from bench.common import Figure
 from c2d.config import IoTHubSettings
 from c2d.iothub import C2DSender
 from c2d.messages import C2DMessage
-from localcloud.iothub.testing import RunningEmulator, running_emulator
+from localcloud.iothub.launcher import IoTHubProcess, running_iothub
 from localcloud.stack import trusting
 
 GOALS = {0: 3.0, 20: 30.0}
@@ -26,7 +26,7 @@ def _messages(devices: list[str]) -> list[C2DMessage]:
     return [C2DMessage(device_id=d, message_id=str(uuid.uuid4()), body=b'{"cmd":"ping"}', ack="none") for d in devices]
 
 
-def _app(hub: RunningEmulator, devices: list[str]) -> float:
+def _app(hub: IoTHubProcess, devices: list[str]) -> float:
     settings = IoTHubSettings.from_connection_string(hub.service_connection_string, amqp_port=hub.ports.amqp)
     with C2DSender(settings) as sender:
         assert sender.send_many(_messages(devices[:1]))[0].sent  # connect first: measure sending, not login
@@ -39,7 +39,7 @@ def _app(hub: RunningEmulator, devices: list[str]) -> float:
     return len(devices) / elapsed
 
 
-def _baseline(hub: RunningEmulator, devices: list[str]) -> float:
+def _baseline(hub: IoTHubProcess, devices: list[str]) -> float:
     from azure.iot.hub import IoTHubRegistryManager
 
     with hub.use_in_process():  # the stock SDK dials uamqp's default port; point it at the emulator
@@ -58,7 +58,7 @@ def _baseline(hub: RunningEmulator, devices: list[str]) -> float:
 def run(work_dir: Path, devices: int = 1000) -> list[Figure]:
     names = [f"bench-{i:04d}" for i in range(devices)]
     figures = []
-    with running_emulator(
+    with running_iothub(
         work_dir / "fanout", extra_config={"devices": [{"device_id": d} for d in names]},
         limits={"feedback_interval_s": 3600},
     ) as hub, trusting(hub.ca_bundle):

@@ -20,7 +20,7 @@ from pathlib import Path
 from azure.iot.device import IoTHubDeviceClient, ProxyOptions
 
 from bench.common import Figure
-from localcloud.functions_host.testing import wait_until
+from localcloud.functions_host.launcher import wait_until
 from localcloud.outcome_reader import OutcomeReader
 from localcloud.stack import local_cloud, trusting
 

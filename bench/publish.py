@@ -14,7 +14,7 @@ from c2d.config import ServiceBusSettings
 from c2d.feedback import FeedbackRecord
 from c2d.outcomes import Outcome, outcome_from_feedback
 from c2d.servicebus import OutcomePublisher, to_service_bus_message
-from localcloud.servicebus.testing import start_emulator
+from localcloud.servicebus.launcher import running_servicebus
 
 GOAL = 10.0
 DELAYS_MS = (0, 5)
@@ -53,9 +53,9 @@ def _baseline(connection_string: str, outcomes: list[Outcome]) -> float:
 
 def run(records: int = 10_000) -> list[Figure]:
     figures = []
-    with start_emulator() as bus:
+    with running_servicebus() as bus:
         for delay_ms in DELAYS_MS:
-            bus.admin.send_delay(delay_ms)
+            bus.admin.disposition_delay(delay_ms)
             app = _app(bus.connection_string, _outcomes(f"app{delay_ms}", records + 1))
             # One round trip per record: 1,000 of them give the rate without waiting a minute for 10,000.
             baseline_records = records if delay_ms == 0 else min(records, 1000)

@@ -13,9 +13,9 @@ SERVICES = {
     "servicebus": "localcloud.servicebus.cli",
     "host": "localcloud.functions_host.cli",
     "demo": "localcloud.demo",
-    "up": "localcloud.stack",
-    "down": "localcloud.stack",
-    "status": "localcloud.stack",
+    "up": "localcloud.up",
+    "down": "localcloud.up",
+    "status": "localcloud.up",
 }
 
 

@@ -17,8 +17,8 @@ from pathlib import Path
 import certifi
 import trustme
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_STATE_DIR = REPO_ROOT / ".localcloud"
+from localcloud.paths import STATE_DIR as DEFAULT_STATE_DIR
+
 SERVER_IDENTITIES = ("localhost", "127.0.0.1", "::1")
 
 

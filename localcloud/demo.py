@@ -15,7 +15,7 @@ import threading
 import time
 from pathlib import Path
 
-from localcloud.functions_host.testing import wait_until
+from localcloud.functions_host.launcher import wait_until
 from localcloud.outcome_reader import OutcomeReader, ReceivedOutcome
 from localcloud.stack import REPO_ROOT, LocalCloud, local_cloud, trusting
 

@@ -26,6 +26,7 @@ from localcloud.functions_host.app import (
     parse_timespan,
 )
 from localcloud.functions_host.http_server import build_web_app
+from localcloud.functions_host.invocation import InvocationResult
 from localcloud.functions_host.logs import HostLog
 from localcloud.functions_host.routes import Keys, Route, build_route
 from localcloud.functions_host.rpc import WorkerChannel, WorkerError
@@ -44,16 +45,6 @@ class HostOptions:
     ready_file: Path | None = None
     verbose: bool = False
     worker_start_timeout: float = 120.0
-
-
-@dataclass
-class Outcome:
-    """Result of one invocation."""
-
-    invocation_id: str
-    ok: bool
-    response: Any = None
-    error: str = ""
 
 
 class FunctionsHost:
@@ -238,14 +229,14 @@ class FunctionsHost:
 
     async def invoke(
         self, spec: FunctionSpec, input_data: dict[str, Any], trigger_metadata: dict[str, Any], reason: str
-    ) -> Outcome:
+    ) -> InvocationResult:
         """Run one invocation in the worker; never raises for function failures."""
         invocation_id = str(uuid.uuid4())
         try:
             await asyncio.wait_for(self._worker_ready.wait(), self.options.worker_start_timeout)
         except TimeoutError:
             self.log.write(f"Functions.{spec.name}: no language worker available; invocation not run.")
-            return Outcome(invocation_id, False, error="no language worker available")
+            return InvocationResult(invocation_id, False, error="no language worker available")
         channel = self._channel
         assert channel is not None
         p = channel.protos
@@ -261,36 +252,37 @@ class FunctionsHost:
         try:
             response = await channel.invoke(request, self.function_timeout)
         except TimeoutError:
-            outcome = Outcome(invocation_id, False, error=f"Timeout value of {self.function_timeout} s exceeded")
+            timed_out = f"Timeout value of {self.function_timeout} s exceeded"
+            result = InvocationResult(invocation_id, False, error=timed_out)
             self.log.write(
                 f"Timeout value of {self.function_timeout} s exceeded by function 'Functions.{spec.name}' "
                 f"(Id: '{invocation_id}'). Restarting the worker."
             )
             self._background(self.restart_worker(channel))
         except WorkerError as exc:
-            outcome = Outcome(invocation_id, False, error=str(exc))
+            result = InvocationResult(invocation_id, False, error=str(exc))
         else:
             ok = response.result.status == p.StatusResult.Success
             error = "" if ok else f"{response.result.exception.message}\n{response.result.exception.stack_trace}"
-            outcome = Outcome(invocation_id, ok, response, error.strip())
+            result = InvocationResult(invocation_id, ok, response, error.strip())
             if ok:
-                outcome = await self._send_outputs(spec, outcome)
+                result = await self._send_outputs(spec, result)
         finally:
             self._running.pop(invocation_id, None)
         ms = int((time.monotonic() - started) * 1000)
-        state = "Succeeded" if outcome.ok else "Failed"
+        state = "Succeeded" if result.ok else "Failed"
         self.log.write(f"Executed 'Functions.{spec.name}' ({state}, Id={invocation_id}, Duration={ms}ms)")
-        if not outcome.ok:
-            self.log.write(f"Functions.{spec.name} ({invocation_id}) Error: {outcome.error}")
-        return outcome
+        if not result.ok:
+            self.log.write(f"Functions.{spec.name} ({invocation_id}) Error: {result.error}")
+        return result
 
-    async def _send_outputs(self, spec: FunctionSpec, outcome: Outcome) -> Outcome:
+    async def _send_outputs(self, spec: FunctionSpec, result: InvocationResult) -> InvocationResult:
         """Output bindings are part of the invocation: if sending fails, the invocation fails."""
         try:
-            await outputs.send_queue_outputs(self.app, spec, outcome.response)
+            await outputs.send_queue_outputs(self.app, spec, result.response)
         except (AzureError, AppError, ValueError) as exc:
-            return Outcome(outcome.invocation_id, False, outcome.response, f"queue output binding failed: {exc}")
-        return outcome
+            return InvocationResult(result.invocation_id, False, result.response, f"queue output binding failed: {exc}")
+        return result
 
     def _background(self, coro: Any) -> None:
         task = asyncio.create_task(coro)

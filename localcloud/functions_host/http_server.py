@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from aiohttp import web
 
 from localcloud.functions_host.convert import http_result, queue_trigger_metadata, rpc_http_request, typed_data
+from localcloud.functions_host.invocation import FunctionInvoker
 from localcloud.functions_host.routes import presented_key
-
-if TYPE_CHECKING:
-    from localcloud.functions_host.host import FunctionsHost
 
 HTTP_REASON = "This function was programmatically called via the host APIs."
 ADMIN_REASON = "This function was programmatically called via the host APIs."
@@ -26,7 +24,7 @@ def _joined(multi: Any, sep: str) -> dict[str, str]:
     return result
 
 
-def build_web_app(host: FunctionsHost) -> web.Application:
+def build_web_app(host: FunctionInvoker) -> web.Application:
     async def dispatch(request: web.Request) -> web.StreamResponse:
         path = request.path
         if path.rstrip("/") in ("/admin/host/status", "/admin/functions") or path.startswith("/admin/functions/"):
@@ -53,13 +51,13 @@ def build_web_app(host: FunctionsHost) -> web.Application:
             body=body,
         )
         trigger = spec.trigger
-        outcome = await host.invoke(spec, {trigger["name"]: data}, {}, HTTP_REASON)
-        if not outcome.ok:
+        result = await host.invoke(spec, {trigger["name"]: data}, {}, HTTP_REASON)
+        if not result.ok:
             return web.Response(status=500)
         out = next((b for b in spec.bindings if b["type"] == "http" and b["direction"] == "out"), None)
         if out is None:
             return web.Response(status=204)
-        response = outcome.response
+        response = result.response
         if out["name"] == "$return":
             value = response.return_value if response.HasField("return_value") else None
         else:

@@ -11,7 +11,7 @@ import contextlib
 import functools
 import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from azure.core.exceptions import AzureError, ResourceExistsError, ResourceNotFoundError
 from azure.storage.queue import QueueMessage
@@ -20,9 +20,7 @@ from azure.storage.queue.aio import QueueClient
 from localcloud.azurite import expand_development_storage
 from localcloud.functions_host.app import AppError, FunctionApp, FunctionSpec, expand_settings, parse_timespan
 from localcloud.functions_host.convert import queue_trigger_metadata, typed_data
-
-if TYPE_CHECKING:
-    from localcloud.functions_host.host import FunctionsHost
+from localcloud.functions_host.invocation import FunctionInvoker
 
 _QUEUE_NAME = re.compile(r"^[a-z0-9](?!.*--)[a-z0-9-]{1,61}[a-z0-9]$")
 # How long a dequeued message stays invisible while the function runs.
@@ -81,7 +79,7 @@ def queue_name(app: FunctionApp, binding: dict[str, Any]) -> str:
 
 
 class QueueListener:
-    def __init__(self, host: FunctionsHost, spec: FunctionSpec) -> None:
+    def __init__(self, host: FunctionInvoker, spec: FunctionSpec) -> None:
         trigger = spec.trigger
         self._host = host
         self._spec = spec
@@ -137,8 +135,8 @@ class QueueListener:
             payload = typed_data(protos, body)
         reason = f"New queue message detected on '{self.queue}'."
         inputs = {self._spec.trigger["name"]: payload}
-        outcome = await self._host.invoke(self._spec, inputs, self._metadata(msg, text), reason)
-        if outcome.ok:
+        result = await self._host.invoke(self._spec, inputs, self._metadata(msg, text), reason)
+        if result.ok:
             await client.delete_message(msg)
         elif (msg.dequeue_count or 0) >= self.options.max_dequeue_count:
             await self._to_poison(client, poison, msg, "function failed")

@@ -5,13 +5,10 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import json
-from typing import TYPE_CHECKING
 
 from localcloud.functions_host.app import FunctionSpec, expand_settings
+from localcloud.functions_host.invocation import FunctionInvoker
 from localcloud.functions_host.ncrontab import parse_schedule
-
-if TYPE_CHECKING:
-    from localcloud.functions_host.host import FunctionsHost
 
 TIMER_REASON = "Timer fired at {when}"
 # A firing later than this after its scheduled time is reported as past due.
@@ -34,7 +31,7 @@ def schedule_status(last: dt.datetime | None, this: dt.datetime, updated: dt.dat
 
 
 class TimerRunner:
-    def __init__(self, host: FunctionsHost, spec: FunctionSpec) -> None:
+    def __init__(self, host: FunctionInvoker, spec: FunctionSpec) -> None:
         trigger = spec.trigger
         self._host = host
         self._spec = spec

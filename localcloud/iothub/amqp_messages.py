@@ -1,4 +1,4 @@
-"""AMQP addresses and message mapping: proton Message <-> the store's CloudMessage / FeedbackMessage."""
+"""The hub's AMQP nodes and message mapping: proton Message <-> the store's CloudMessage / FeedbackMessage."""
 
 from __future__ import annotations
 
@@ -11,22 +11,10 @@ from proton import Message, symbol, timestamp
 from .hub import Hub
 from .store import CloudMessage, FeedbackMessage
 
-C2D_ADDRESS = "/messages/devicebound"
-FEEDBACK_ADDRESS = "/messages/servicebound/feedback"
-CBS_ADDRESS = "$cbs"
+DEVICEBOUND_PATH = "messages/devicebound"  # C2D sends (link paths compared lower-case)
+FEEDBACK_PATH = "messages/servicebound/feedback"
 FEEDBACK_CONTENT_TYPE = "application/vnd.microsoft.iothub.feedback.json"
 _TO_RE = re.compile(r"^/devices/([^/]+)/messages/devicebound/?$", re.IGNORECASE)
-
-
-def normalize_address(address: str | None) -> str:
-    """`amqps://host[:port]/messages/devicebound` and `/messages/devicebound` -> `/messages/devicebound`."""
-    text = (address or "").strip()
-    if "://" in text:
-        text = "/" + text.split("://", 1)[1].partition("/")[2]
-    text = text.lower().rstrip("/")
-    if text == "/$cbs":
-        return CBS_ADDRESS
-    return text
 
 
 def text_of(value: object) -> str | None:

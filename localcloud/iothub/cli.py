@@ -1,97 +1,55 @@
-"""`python -m localcloud iothub [--config FILE] [--state-dir DIR] [--amqp-port N] ...`.
+"""`python -m localcloud iothub [--config FILE] [--amqp-port N] ... [flags of every emulator]`.
 
-Prints the connection strings it serves, the SSL_CERT_FILE hint, then one JSON line
-`{"ready": true, "ports": {...}}` (also written to --ready-file) once every endpoint listens.
+Prints the hub's connection strings (keys masked), the SSL_CERT_FILE hint, then the READY line with
+the bound ports (see `localcloud.emulator.cli`).
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
-import contextlib
 import dataclasses
-import json
-import logging
-import os
-import signal
 import sys
-from pathlib import Path
 
-from ..certs import DEFAULT_STATE_DIR, ensure_certs
+from localcloud.certs import ensure_certs
+from localcloud.emulator import cli as emulator_cli
+
 from . import config as config_mod
-from .app import Emulator
+from .emulator import IoTHubEmulator
+
+LISTENERS = ("amqp", "mqtt", "https", "admin", "connect_proxy")
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m localcloud iothub", description=__doc__)
-    p.add_argument("--config", help="JSON config file (defaults: hub localhub, policy iothubowner, device1/2)")
-    p.add_argument("--state-dir", default=str(DEFAULT_STATE_DIR), help="where certificates live")
-    for name in ("amqp", "mqtt", "https", "admin", "connect-proxy"):
-        p.add_argument(f"--{name}-port", type=int, help=f"{name} port (0 = any free port)")
-    p.add_argument("--ready-file", help="write the ready JSON (actual ports) here")
-    p.add_argument("--log-level", default=os.environ.get("LOCALCLOUD_LOG_LEVEL", "WARNING"))
-    return p
+    parser = argparse.ArgumentParser(prog="python -m localcloud iothub", description=__doc__)
+    emulator_cli.add_common_arguments(
+        parser,
+        dict.fromkeys(LISTENERS),
+        "JSON config file (default: hub localhub, policy iothubowner, devices device1/device2)",
+    )
+    return parser
 
 
-def _apply_ports(cfg: config_mod.HubConfig, args: argparse.Namespace) -> config_mod.HubConfig:
-    overrides = {
-        field: value
-        for field, value in (
-            ("amqp", args.amqp_port),
-            ("mqtt", args.mqtt_port),
-            ("https", args.https_port),
-            ("admin", args.admin_port),
-            ("connect_proxy", args.connect_proxy_port),
-        )
-        if value is not None
-    }
-    return dataclasses.replace(cfg, ports=dataclasses.replace(cfg.ports, **overrides))
-
-
-def _banner(emulator: Emulator) -> str:
-    cfg = emulator.config
-    ports = emulator.ports
-    lines = [
-        f"IoT Hub emulator '{cfg.hub_name}' on {cfg.bind_host}: AMQPS {ports.amqp}, MQTTS {ports.mqtt}, "
-        f"HTTPS {ports.https}, admin http://{cfg.bind_host}:{ports.admin}/admin/state, "
-        f"CONNECT proxy {ports.connect_proxy}",
-        f"service: {cfg.service_connection_string(cfg.policies[0].name)}",
-    ]
-    lines += [f"device:  {cfg.device_connection_string(d.device_id, d.primary_key)}" for d in cfg.devices]
-    lines.append(emulator.certs.ssl_cert_file_hint())
-    if ports.amqp != 5671:
-        lines.append(f"non-default AMQP port: set uamqp.constants.DEFAULT_AMQPS_PORT = {ports.amqp} (see README)")
-    return "\n".join(lines)
-
-
-async def _run(emulator: Emulator, ready_file: str | None) -> None:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    await emulator.start()
-    try:
-        print(_banner(emulator), flush=True)
-        ready = json.dumps({"ready": True, "ports": dataclasses.asdict(emulator.ports)})
-        if ready_file:
-            tmp = Path(ready_file + ".tmp")
-            tmp.write_text(ready)
-            os.replace(tmp, ready_file)
-        print(ready, flush=True)
-        await stop.wait()
-    finally:
-        await emulator.stop()
+def _config(args: argparse.Namespace) -> config_mod.HubConfig:
+    cfg = config_mod.load(args.config)
+    ports = {name: getattr(args, f"{name}_port") for name in LISTENERS}
+    overrides = {name: port for name, port in ports.items() if port is not None}
+    return dataclasses.replace(
+        cfg,
+        bind_host=args.host or cfg.bind_host,
+        ports=dataclasses.replace(cfg.ports, **overrides),
+        limits=dataclasses.replace(cfg.limits, **emulator_cli.token_limits(args)),
+    )
 
 
 def main(argv: list[str]) -> int:
     args = _parser().parse_args(argv)
-    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    emulator_cli.configure_logging(args.log_level)
     try:
-        cfg = _apply_ports(config_mod.load(args.config), args)
+        cfg = _config(args)
     except (OSError, ValueError, TypeError) as exc:
         print(f"iothub: bad config: {exc}", file=sys.stderr)
         return 2
-    certs = ensure_certs(args.state_dir)
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(_run(Emulator(cfg, certs), args.ready_file))
-    return 0
+    if not emulator_cli.is_loopback(cfg.bind_host):
+        print(f"iothub: the host must be loopback (dev-only emulator), not {cfg.bind_host!r}", file=sys.stderr)
+        return 2
+    return emulator_cli.run(IoTHubEmulator(cfg, ensure_certs(args.state_dir)), args.ready_file)

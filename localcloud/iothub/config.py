@@ -29,8 +29,8 @@ def dev_key(label: str) -> str:
 @dataclass(frozen=True)
 class Policy:
     name: str
-    primary_key: str
-    secondary_key: str = ""
+    primary_key: str = field(repr=False)  # keys stay out of reprs, logs and test failure output
+    secondary_key: str = field(default="", repr=False)
     rights: tuple[str, ...] = ("RegistryRead", "RegistryWrite", "ServiceConnect", "DeviceConnect")
 
     def keys(self) -> list[str]:
@@ -40,8 +40,8 @@ class Policy:
 @dataclass(frozen=True)
 class DeviceSpec:
     device_id: str
-    primary_key: str
-    secondary_key: str = ""
+    primary_key: str = field(repr=False)
+    secondary_key: str = field(default="", repr=False)
 
 
 @dataclass(frozen=True)
@@ -61,6 +61,8 @@ class Limits:
     throttle_per_min: int = 0  # 0 = no throttling; else C2D sends per minute (hub-wide)
     tick_s: float = 0.05  # how often expiry/lock/flush timers are checked
     mqtt_max_inflight: int = 50
+    enforce_token_expiry: bool = True  # close an AMQP connection when the CBS token of its links expires
+    max_token_lifetime_s: float | None = None  # treat every CBS token as expiring this long after put-token
 
 
 @dataclass(frozen=True)

@@ -8,19 +8,22 @@ Registry: PUT/GET/DELETE /devices/{id}, purge DELETE /devices/{id}/commands.
 from __future__ import annotations
 
 import json
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
 
-from . import sas
-from .channel import WebSocketChannel
+from localcloud import sas
+
+from .channel import Channel, WebSocketChannel
 from .config import DeviceSpec
 from .hub import Hub
 from .store import Device, LockError, iso_utc
 
+ChannelServer = Callable[[WebSocketChannel], Awaitable[None]]
 HUB_KEY = web.AppKey("hub", Hub)
-AMQP_KEY: web.AppKey[Any] = web.AppKey("amqp")
-MQTT_KEY: web.AppKey[Any] = web.AppKey("mqtt")
+AMQP_KEY: web.AppKey[ChannelServer] = web.AppKey("amqp")
+MQTT_KEY: web.AppKey[ChannelServer] = web.AppKey("mqtt")
 _EPOCH0 = "0001-01-01T00:00:00Z"
 
 
@@ -36,7 +39,7 @@ def _auth_header(request: web.Request) -> str:
 def _device_auth(request: web.Request, device_id: str) -> web.Response | None:
     hub = request.app[HUB_KEY]
     try:
-        hub.check_device_token(_auth_header(request), device_id)
+        hub.auth.check_device_token(_auth_header(request), device_id)
     except sas.SasError as exc:
         return _error(401, "IotHubUnauthorizedAccess", str(exc))
     return None
@@ -44,7 +47,7 @@ def _device_auth(request: web.Request, device_id: str) -> web.Response | None:
 
 def _service_auth(request: web.Request, right: str) -> web.Response | None:
     try:
-        request.app[HUB_KEY].check_service_token(_auth_header(request), right)
+        request.app[HUB_KEY].auth.check_service_token(_auth_header(request), right)
     except sas.SasError as exc:
         return _error(401, "IotHubUnauthorizedAccess", str(exc))
     return None
@@ -186,12 +189,12 @@ async def purge(request: web.Request) -> web.Response:
     return web.json_response({"totalMessagesPurged": count, "deviceId": device_id})
 
 
-async def _bridge(request: web.Request, subprotocol: str, endpoint: Any) -> web.WebSocketResponse:
+async def _bridge(request: web.Request, subprotocol: str, serve: ChannelServer) -> web.WebSocketResponse:
     ws = web.WebSocketResponse(protocols=(subprotocol,))
     await ws.prepare(request)
     channel = WebSocketChannel(ws, request.transport)
     try:
-        await endpoint.serve(channel)
+        await serve(channel)
     finally:
         channel.close()
         await channel.wait_closed()
@@ -208,8 +211,10 @@ async def mqtt_websocket(request: web.Request) -> web.WebSocketResponse:
     return await _bridge(request, "mqtt", request.app[MQTT_KEY])
 
 
-def build_device_app(hub: Hub, amqp: Any = None, mqtt: Any = None) -> web.Application:
-    """`amqp`/`mqtt`: endpoints with `serve(channel)`; when given, their WebSocket routes are added."""
+def build_device_app(
+    hub: Hub, amqp: ChannelServer | None = None, mqtt: Callable[[Channel], Awaitable[None]] | None = None
+) -> web.Application:
+    """`amqp`/`mqtt`: serve one connection over a channel; when given, their WebSocket routes are added."""
     app = web.Application()
     app[HUB_KEY] = hub
     if amqp is not None:

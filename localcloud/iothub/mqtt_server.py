@@ -13,8 +13,9 @@ import struct
 import urllib.parse
 from dataclasses import dataclass, field
 
+from localcloud import sas
+
 from . import mqtt_codec as codec
-from . import sas
 from .channel import Channel, StreamChannel
 from .hub import Hub
 from .store import CloudMessage, LockError, iso_utc
@@ -139,7 +140,7 @@ class MqttEndpoint:
         if len(user_parts) < 2 or user_parts[1] != device_id:
             return CONNACK_NOT_AUTHORIZED
         try:
-            self.hub.check_device_token(connect.password or "", device_id)
+            self.hub.auth.check_device_token(connect.password or "", device_id)
         except sas.SasError as exc:
             log.info("MQTT CONNECT refused for %s: %s", device_id, exc)
             return CONNACK_NOT_AUTHORIZED

@@ -25,6 +25,8 @@ ACK_MODES = ("none", "positive", "negative", "full")
 
 
 class State(StrEnum):
+    """A C2D message's state (iot-hub-devguide-messages-c2d); Completed and DeadLettered are final."""
+
     ENQUEUED = "Enqueued"
     INVISIBLE = "Invisible"
     COMPLETED = "Completed"
@@ -57,8 +59,8 @@ def new_key() -> str:
 @dataclass
 class Device:
     device_id: str
-    primary_key: str
-    secondary_key: str
+    primary_key: str = field(repr=False)
+    secondary_key: str = field(repr=False)
     generation_id: str = field(default_factory=lambda: str(int(time.time() * 1e6)))
     etag: str = field(default_factory=lambda: base64.b64encode(os.urandom(6)).decode())
     status: str = "enabled"

@@ -1,18 +1,22 @@
-"""`$management` request handling (the operations azure-servicebus uses), as pure functions of
-the namespace state: request body in, (status, description, body, condition) out."""
+"""The `$management` operations azure-servicebus uses, on the namespace's state: request body in, reply out.
+
+The request/response plumbing (links, correlation, authorisation) is the engine's (`localcloud.amqp.management`).
+"""
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from proton import Array, Data, symbol, timestamp
 
-from .broker import Namespace, Topic
+from localcloud.amqp.errors import NOT_IMPLEMENTED
+from localcloud.amqp.management import ManagementReply as Reply
+
 from .message import DeliveryView, IncomingMessage, encode_for_delivery, parse_message
-from .store import Envelope, LockLost, Outcome
+from .namespace import Namespace, Topic
+from .store import Envelope, LockLost, Settlement
 
 OP = "com.microsoft:"
 LOCK_LOST = "com.microsoft:message-lock-lost"
@@ -20,19 +24,11 @@ NOT_FOUND = "com.microsoft:message-not-found"
 ARGUMENT_ERROR = "com.microsoft:argument-error"
 
 _DISPOSITIONS = {
-    "completed": Outcome.COMPLETE,
-    "abandoned": Outcome.ABANDON,
-    "suspended": Outcome.DEAD_LETTER,
-    "defered": Outcome.DEFER,
+    "completed": Settlement.COMPLETE,
+    "abandoned": Settlement.ABANDON,
+    "suspended": Settlement.DEAD_LETTER,
+    "defered": Settlement.DEFER,
 }
-
-
-@dataclass
-class Reply:
-    status: int
-    description: str
-    body: Any = None
-    condition: str | None = None
 
 
 def delivery_annotations(env: Envelope, locked: bool) -> dict[Any, Any]:
@@ -69,7 +65,7 @@ def _seqs(body: dict[str, Any]) -> list[int]:
     return [int(s) for s in (body.get("sequence-numbers") or [])]
 
 
-class ManagementHandler:
+class ManagementOperations:
     """Executes one request against one entity path (a queue, subscription or DLQ)."""
 
     def __init__(self, namespace: Namespace, clock: Callable[[], float]) -> None:
@@ -83,7 +79,7 @@ class ManagementHandler:
         op = operation.removeprefix(OP)
         handler = getattr(self, "_op_" + op.replace("-", "_"), None)
         if handler is None:
-            return Reply(501, f"operation {operation!r} is not supported by the emulator", {}, "amqp:not-implemented")
+            return Reply(501, f"operation {operation!r} is not supported by the emulator", {}, NOT_IMPLEMENTED)
         return handler(entity_path, body)
 
     def _op_renew_lock(self, path: str, body: dict[str, Any]) -> Reply:
@@ -108,8 +104,8 @@ class ManagementHandler:
     def _op_update_disposition(self, path: str, body: dict[str, Any]) -> Reply:
         store = self.namespace.receivable(path)
         status = str(body.get("disposition-status", ""))
-        outcome = _DISPOSITIONS.get(status)
-        if outcome is None:
+        settlement = _DISPOSITIONS.get(status)
+        if settlement is None:
             return Reply(400, f"unknown disposition-status {status!r}", {}, ARGUMENT_ERROR)
         now = self.clock()
         modify = body.get("properties-to-modify")
@@ -117,7 +113,7 @@ class ManagementHandler:
             try:
                 store.settle(
                     token,
-                    outcome,
+                    settlement,
                     now,
                     reason=body.get("deadletter-reason"),
                     description=body.get("deadletter-description"),

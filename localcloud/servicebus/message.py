@@ -1,6 +1,6 @@
-"""AMQP message sections: split what a client sent, and re-assemble what the broker delivers.
+"""AMQP message sections: split what a client sent, and re-assemble what the emulator delivers.
 
-The broker never re-encodes a body: it keeps the encoded properties/body sections as received and
+The emulator never re-encodes a body: it keeps the encoded properties/body sections as received and
 only re-encodes the header and message annotations it owns (delivery count, lock, sequence number).
 All encoding and decoding goes through proton's `Data` codec.
 """

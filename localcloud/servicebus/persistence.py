@@ -1,6 +1,6 @@
 """Optional on-disk state (SQLite) so that restarting the emulator loses no message.
 
-Stores record changes here as they happen; the broker calls `commit()` before it acknowledges
+Stores record changes here as they happen; the emulator calls `commit()` before it acknowledges
 anything to a client (a send's disposition, a settlement's echo, a management reply), so an
 acknowledged change survives a process restart. WAL mode with synchronous=NORMAL: durable
 against a crash of the emulator process, not of the machine (this is a dev tool).

@@ -10,7 +10,7 @@ import heapq
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import Enum, StrEnum, auto
 from typing import Any
 
 from .config import EntityProperties
@@ -20,14 +20,18 @@ from .persistence import Journal, StoredRow
 DEAD_LETTER_SUFFIX = "/$deadletterqueue"
 
 
-class State(Enum):
-    AVAILABLE = "available"
-    LOCKED = "locked"
-    DEFERRED = "deferred"
-    SCHEDULED = "scheduled"
+class State(StrEnum):
+    """Where a message is inside one entity; its value is the name in lower case."""
+
+    AVAILABLE = auto()
+    LOCKED = auto()  # a peek-lock delivery is in flight
+    DEFERRED = auto()  # received only by sequence number
+    SCHEDULED = auto()  # waits for its enqueue time
 
 
-class Outcome(Enum):
+class Settlement(Enum):
+    """How a receiver settles a locked message (the `$management` update-disposition names as values)."""
+
     COMPLETE = "completed"
     ABANDON = "abandoned"
     DEAD_LETTER = "suspended"
@@ -225,7 +229,7 @@ class MessageStore:
     def settle(
         self,
         token: uuid.UUID,
-        outcome: Outcome,
+        settlement: Settlement,
         now: float,
         reason: str | None = None,
         description: str | None = None,
@@ -236,15 +240,15 @@ class MessageStore:
         env.lock_token = None
         if properties_to_modify:
             env.extra_app_props = {**(env.extra_app_props or {}), **properties_to_modify}
-        if outcome is Outcome.COMPLETE:
+        if settlement is Settlement.COMPLETE:
             self._remove(env.sequence_number)
-        elif outcome is Outcome.RELEASE:
+        elif settlement is Settlement.RELEASE:
             self._return(env)
-        elif outcome is Outcome.ABANDON:
+        elif settlement is Settlement.ABANDON:
             self._count_failed_delivery(env)
-        elif outcome is Outcome.DEAD_LETTER:
+        elif settlement is Settlement.DEAD_LETTER:
             self._move_to_dead_letter(env, reason, description)
-        elif outcome is Outcome.DEFER:
+        elif settlement is Settlement.DEFER:
             env.deferred = True
             env.state = State.DEFERRED
             self._save(env)
@@ -349,6 +353,16 @@ class MessageStore:
             scheduled=counts[State.SCHEDULED],
             dead_lettered=dlq,
         )
+
+    def clear(self) -> None:
+        """Drop every message (the emulator's reset); sequence numbers go on."""
+        for sequence_number in list(self._messages):
+            self._remove(sequence_number)
+        self._available.clear()
+        self._locks.clear()
+        self._lock_heap.clear()
+        self._scheduled.clear()
+        self._expiries.clear()
 
     def envelopes(self) -> list[Envelope]:
         return list(self._messages.values())

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from localcloud.functions_host.testing import wait_until
+from localcloud.functions_host.launcher import wait_until
 from localcloud.stack import REPO_ROOT, LocalCloud, local_cloud, trusting
 
 FAN_OUT_DEVICES = [f"fan-{i:03d}" for i in range(200)]

@@ -20,11 +20,11 @@ from deploy.checks import package
 from deploy.checks.paths import REPO_ROOT
 
 from localcloud.azurite import azurite
+from localcloud.functions_host.launcher import running_host
 from localcloud.functions_host.rpc import WORKER_PYTHON_SETTING
-from localcloud.functions_host.testing import start_host
-from localcloud.iothub.testing import running_emulator
+from localcloud.iothub.launcher import running_iothub
 from localcloud.outcome_reader import OutcomeReader
-from localcloud.servicebus.testing import start_emulator as start_bus
+from localcloud.servicebus.launcher import running_servicebus
 from localcloud.stack import FUNCTION_KEY, MASTER_KEY, app_settings, post_json, trusting
 
 pytestmark = pytest.mark.package
@@ -70,8 +70,8 @@ def test_every_deployed_module_imports_with_the_clean_environment(built: Package
 def test_the_package_runs_a_message_to_its_outcome(built: Package, tmp_path: Path) -> None:
     hub_limits = {"feedback_interval_s": 0.3}
     with (
-        running_emulator(tmp_path / "iothub", limits=hub_limits, extra_config={"devices": [{"device_id": DEVICE}]}) as hub,
-        start_bus() as bus,
+        running_iothub(tmp_path / "iothub", limits=hub_limits, extra_config={"devices": [{"device_id": DEVICE}]}) as hub,
+        running_servicebus() as bus,
         azurite(location=tmp_path / "azurite") as storage,
     ):
         settings = app_settings(
@@ -80,7 +80,7 @@ def test_the_package_runs_a_message_to_its_outcome(built: Package, tmp_path: Pat
             servicebus_connection_string=bus.connection_string, storage_connection_string=storage.connection_string,
             extra={WORKER_PYTHON_SETTING: str(built.venv.python), "PYTHONPATH": str(built.worker_deps)},
         )
-        with start_host(built.app, settings, master_key=MASTER_KEY) as host, trusting(hub.ca_bundle):
+        with running_host(built.app, settings, master_key=MASTER_KEY) as host, trusting(hub.ca_bundle):
             status = host.host_status()
             assert status["errors"] == {}
             assert status["functions"] == [

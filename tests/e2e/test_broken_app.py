@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from c2d_testing.localcloud import REPO_ROOT
 
-from localcloud.functions_host.testing import start_host
+from localcloud.functions_host.launcher import running_host
 
 pytestmark = pytest.mark.e2e
 APP_FILES = ["host.json", "requirements.txt", "c2d", "SendC2D", "SendC2DFanOut", "SendC2DQueue", "FeedbackProcessor"]
@@ -30,7 +30,7 @@ def test_wrong_binding_name_is_refused_with_the_workers_error(tmp_path: Path) ->
     spec["bindings"][0]["name"] = "request"  # main(req) no longer matches
     spec_path.write_text(json.dumps(spec))
 
-    with start_host(app, {"FEEDBACK_SCHEDULE": "0 0 0 1 1 *", "AzureWebJobsStorage": "UseDevelopmentStorage=true"}) as host:
+    with running_host(app, {"FEEDBACK_SCHEDULE": "0 0 0 1 1 *", "AzureWebJobsStorage": "UseDevelopmentStorage=true"}) as host:
         status = host.host_status()
 
     assert "SendC2D" in status["errors"]

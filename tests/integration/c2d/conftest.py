@@ -14,19 +14,18 @@ from c2d.config import IoTHubSettings, ServiceBusSettings, TableSettings
 from c2d.status_store import StatusStore
 from c2d.tables import Table
 from localcloud.azurite import Azurite, azurite
-from localcloud.iothub.testing import RunningEmulator, running_emulator
-from localcloud.servicebus.testing import RunningEmulator as RunningServiceBus
-from localcloud.servicebus.testing import start_emulator as start_service_bus
+from localcloud.iothub.launcher import IoTHubProcess, running_iothub
+from localcloud.servicebus.launcher import ServiceBusProcess, running_servicebus
 
 DEVICES = [{"device_id": f"dev-{i}", "primary_key": f"ZGV2aWNlLWtleS0{i}LXRlc3QtdGVzdC10ZXN0LXRlc3Q="} for i in range(4)]
 DEVICES += [{"device_id": ODD_DEVICE}, {"device_id": DECOY_DEVICE}]
 
 
 @pytest.fixture(scope="module")
-def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningEmulator]:
+def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[IoTHubProcess]:
     work = tmp_path_factory.mktemp("iothub")
     with (
-        running_emulator(work, extra_config={"devices": DEVICES}, limits={"feedback_interval_s": 0.2}) as emulator,
+        running_iothub(work, extra_config={"devices": DEVICES}, limits={"feedback_interval_s": 0.2}) as emulator,
         trusting(emulator.ca_bundle),  # trust the local CA, as a user would
     ):
         yield emulator
@@ -39,7 +38,7 @@ def clean_hub(request: pytest.FixtureRequest) -> None:
 
 
 @pytest.fixture
-def hub_settings(hub: RunningEmulator) -> IoTHubSettings:
+def hub_settings(hub: IoTHubProcess) -> IoTHubSettings:
     return IoTHubSettings.from_connection_string(
         hub.service_connection_string, amqp_port=hub.ports.amqp, send_timeout_s=10.0
     )
@@ -51,14 +50,14 @@ def repo_root() -> Path:
 
 
 @pytest.fixture(scope="module")
-def bus() -> Iterator[RunningServiceBus]:
+def bus() -> Iterator[ServiceBusProcess]:
     """The Service Bus emulator with its default entities (topic c2d-outcomes, subscriptions all/failed/succeeded)."""
-    with start_service_bus() as emulator:
+    with running_servicebus() as emulator:
         yield emulator
 
 
 @pytest.fixture
-def bus_settings(bus: RunningServiceBus) -> ServiceBusSettings:
+def bus_settings(bus: ServiceBusProcess) -> ServiceBusSettings:
     return ServiceBusSettings(topic="c2d-outcomes", connection_string=bus.connection_string, retry_total=0)
 
 

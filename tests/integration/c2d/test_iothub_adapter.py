@@ -110,7 +110,7 @@ def test_wrong_key_is_unauthorized(hub) -> None:
 
 
 def test_unreachable_hub_is_unavailable_and_the_sender_recovers(hub, hub_settings) -> None:
-    hub.admin.refuse(1.5)
+    hub.admin.refuse_connections(1.5)
     with C2DSender(hub_settings) as sender:
         (first,) = sender.send_many([message("dev-0", "r-1")])
         assert isinstance(first.error, Unavailable)

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from localcloud.azurite import Azurite, start_azurite
-from localcloud.functions_host.testing import RunningHost, start_host
+from localcloud.functions_host.launcher import HostProcess, running_host
 
 APPS = Path(__file__).parent / "apps"
 FUNCTION_KEY = "test-function-key"
@@ -33,7 +33,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     if report.failed:
         for value in getattr(item, "funcargs", {}).values():
             host = getattr(value, "host", value)
-            if isinstance(host, RunningHost):
+            if isinstance(host, HostProcess):
                 report.sections.append(("local Functions host output", host.output()[-20000:]))
     return report
 
@@ -66,7 +66,7 @@ def azurite_queue() -> Iterator[Azurite]:
 
 
 class BasicApp:
-    def __init__(self, host: RunningHost, out_dir: Path, queue: str, connection_string: str) -> None:
+    def __init__(self, host: HostProcess, out_dir: Path, queue: str, connection_string: str) -> None:
         self.host = host
         self.out_dir = out_dir
         self.queue = queue
@@ -92,5 +92,5 @@ def basic_app(
         "LocalHost__FunctionKey": FUNCTION_KEY,
         "LocalHost__MasterKey": MASTER_KEY,
     }
-    with start_host(fixture_app("basic"), settings, master_key=MASTER_KEY) as host:
+    with running_host(fixture_app("basic"), settings, master_key=MASTER_KEY) as host:
         yield BasicApp(host, out_dir, queue, azurite_queue.connection_string)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from localcloud.functions_host.testing import PROJECT_ROOT, start_host, wait_until
+from localcloud.functions_host.launcher import PROJECT_ROOT, running_host, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -31,7 +31,7 @@ def _port_open(port: int) -> bool:
 
 
 def test_stop_kills_worker_and_closes_port(fixture_app: Callable[[str], Path]) -> None:
-    with start_host(fixture_app("broken")) as host:
+    with running_host(fixture_app("broken")) as host:
         worker_pid = int(host.status["workerPid"])
         assert _alive(worker_pid) and _port_open(host.port)
         process = host.process

@@ -18,7 +18,7 @@ from azure.storage.queue import (
     TextBase64EncodePolicy,
 )
 
-from localcloud.functions_host.testing import wait_until
+from localcloud.functions_host.launcher import wait_until
 
 pytestmark = pytest.mark.integration
 

@@ -8,14 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from localcloud.functions_host.testing import RunningHost, start_host, wait_until
+from localcloud.functions_host.launcher import HostProcess, running_host, wait_until
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-def resilience_host(fixture_app: Callable[[str], Path]) -> Iterator[RunningHost]:
-    with start_host(fixture_app("resilience")) as host:
+def resilience_host(fixture_app: Callable[[str], Path]) -> Iterator[HostProcess]:
+    with running_host(fixture_app("resilience")) as host:
         yield host
 
 
@@ -27,18 +27,18 @@ def _get(url: str) -> tuple[int, bytes]:
         return exc.code, exc.read()
 
 
-def _worker_pid(host: RunningHost) -> int:
+def _worker_pid(host: HostProcess) -> int:
     status, body = _get(host.base_url + "/api/Fast")
     assert status == 200
     return int(body)
 
 
-def _restarted(host: RunningHost, old_pid: int) -> bool:
+def _restarted(host: HostProcess, old_pid: int) -> bool:
     status = host.host_status()
     return status["state"] == "Running" and status["workerPid"] not in (None, old_pid)
 
 
-def test_timeout_fails_invocation_and_restarts_worker(resilience_host: RunningHost) -> None:
+def test_timeout_fails_invocation_and_restarts_worker(resilience_host: HostProcess) -> None:
     old_pid = _worker_pid(resilience_host)
     assert resilience_host.status["workerPid"] == old_pid
     status, _ = _get(resilience_host.base_url + "/api/Slow")  # sleeps 120 s, functionTimeout is 2 s
@@ -48,7 +48,7 @@ def test_timeout_fails_invocation_and_restarts_worker(resilience_host: RunningHo
     assert _worker_pid(resilience_host) != old_pid
 
 
-def test_worker_crash_fails_invocation_and_restarts_worker(resilience_host: RunningHost) -> None:
+def test_worker_crash_fails_invocation_and_restarts_worker(resilience_host: HostProcess) -> None:
     old_pid = _worker_pid(resilience_host)
     status, _ = _get(resilience_host.base_url + "/api/Crash")  # os._exit(3) in the worker
     assert status == 500

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from localcloud.functions_host.testing import wait_until
+from localcloud.functions_host.launcher import wait_until
 
 pytestmark = pytest.mark.integration
 

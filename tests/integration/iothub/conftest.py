@@ -6,17 +6,17 @@ from collections.abc import Iterator
 
 import pytest
 
-from localcloud.iothub.testing import RunningEmulator, running_emulator
+from localcloud.iothub.launcher import IoTHubProcess, running_iothub
 
 
 @pytest.fixture(scope="session")
-def iothub_emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningEmulator]:
-    with running_emulator(tmp_path_factory.mktemp("iothub")) as emulator, emulator.use_in_process():
+def iothub_emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[IoTHubProcess]:
+    with running_iothub(tmp_path_factory.mktemp("iothub")) as emulator, emulator.use_in_process():
         yield emulator
 
 
 @pytest.fixture
-def hub(iothub_emulator: RunningEmulator) -> Iterator[RunningEmulator]:
+def hub(iothub_emulator: IoTHubProcess) -> Iterator[IoTHubProcess]:
     iothub_emulator.admin.reset()
     yield iothub_emulator
     if iothub_emulator.process.poll() is not None:

@@ -10,13 +10,13 @@ import pytest
 from proton import Message, SSLDomain
 from proton.utils import BlockingConnection, LinkDetached
 
-from localcloud.iothub import sas
-from localcloud.iothub.testing import RunningEmulator
+from localcloud import sas
+from localcloud.iothub.launcher import IoTHubProcess
 
 pytestmark = pytest.mark.integration
 
 
-def ssl_domain(hub: RunningEmulator) -> SSLDomain:
+def ssl_domain(hub: IoTHubProcess) -> SSLDomain:
     domain = SSLDomain(SSLDomain.MODE_CLIENT)
     domain.set_trusted_ca_db(str(hub.ca_cert))
     domain.set_peer_authentication(SSLDomain.VERIFY_PEER_NAME)
@@ -24,7 +24,7 @@ def ssl_domain(hub: RunningEmulator) -> SSLDomain:
 
 
 @pytest.fixture
-def no_sasl(hub: RunningEmulator) -> Iterator[BlockingConnection]:
+def no_sasl(hub: IoTHubProcess) -> Iterator[BlockingConnection]:
     conn = BlockingConnection(
         f"amqps://localhost:{hub.ports.amqp}", ssl_domain=ssl_domain(hub), sasl_enabled=False, timeout=20
     )
@@ -47,7 +47,7 @@ def put_token(conn: BlockingConnection, token: str, name: str) -> int:
     return int(reply.properties["status-code"])
 
 
-def test_without_sasl_put_token_then_send(hub: RunningEmulator, no_sasl: BlockingConnection) -> None:
+def test_without_sasl_put_token_then_send(hub: IoTHubProcess, no_sasl: BlockingConnection) -> None:
     key = hub.config.policies[0].primary_key
     assert put_token(no_sasl, sas.make_token(hub.hostname, key, "iothubowner"), hub.hostname) == 200
     sender = no_sasl.create_sender("/messages/devicebound")
@@ -55,7 +55,7 @@ def test_without_sasl_put_token_then_send(hub: RunningEmulator, no_sasl: Blockin
     assert [m["messageId"] for m in hub.admin.state()["devices"]["device1"]] == ["node-1"]
 
 
-def test_wrong_key_put_token_is_401(hub: RunningEmulator, no_sasl: BlockingConnection) -> None:
+def test_wrong_key_put_token_is_401(hub: IoTHubProcess, no_sasl: BlockingConnection) -> None:
     token = sas.make_token(hub.hostname, "A" * 43 + "=", "iothubowner")
     assert put_token(no_sasl, token, hub.hostname) == 401
 
@@ -65,7 +65,7 @@ def test_link_refused_before_put_token(no_sasl: BlockingConnection) -> None:
         no_sasl.create_sender("/messages/devicebound")
 
 
-def test_sasl_plain_with_sas_password_authorizes(hub: RunningEmulator) -> None:
+def test_sasl_plain_with_sas_password_authorizes(hub: IoTHubProcess) -> None:
     key = hub.config.policies[0].primary_key
     conn = BlockingConnection(
         f"amqps://localhost:{hub.ports.amqp}",

@@ -11,13 +11,14 @@ import uamqp
 from azure.iot.hub import IoTHubRegistryManager
 from uamqp.errors import ErrorPolicy
 
-from localcloud.iothub.testing import RunningEmulator, service_auth
+from localcloud.iothub.launcher import IoTHubProcess
+from localcloud.iothub.service_client import service_auth
 
 pytestmark = pytest.mark.integration
 
 
 def send_raw(
-    hub: RunningEmulator, device_id: str, bodies: list[bytes], app_properties: dict[str, str] | None = None
+    hub: IoTHubProcess, device_id: str, bodies: list[bytes], app_properties: dict[str, str] | None = None
 ) -> list[tuple[Any, Any]]:
     """Pipeline messages on one uamqp link without retries; return (result, error) per message."""
     outcomes: list[tuple[Any, Any]] = [(None, None)] * len(bodies)
@@ -52,7 +53,7 @@ def condition_of(error: Any) -> str:
     return f"{condition!r} {error}"
 
 
-def test_registry_manager_send_is_enqueued_with_properties(hub: RunningEmulator) -> None:
+def test_registry_manager_send_is_enqueued_with_properties(hub: IoTHubProcess) -> None:
     rm = IoTHubRegistryManager.from_connection_string(hub.service_connection_string)
     try:
         rm.send_c2d_message("device1", "hello", {"iothub-ack": "full", "messageId": "m-1", "color": "blue"})
@@ -62,7 +63,7 @@ def test_registry_manager_send_is_enqueued_with_properties(hub: RunningEmulator)
     assert [(m["messageId"], m["ack"], m["state"]) for m in queued] == [("m-1", "full", "Enqueued")]
 
 
-def test_unknown_device_is_rejected_not_found(hub: RunningEmulator) -> None:
+def test_unknown_device_is_rejected_not_found(hub: IoTHubProcess) -> None:
     [(result, error)] = send_raw(hub, "no-such-device", [b"x"])
     assert result == uamqp.constants.MessageSendResult.Error
     assert "amqp:not-found" in condition_of(error)
@@ -74,7 +75,7 @@ def test_unknown_device_is_rejected_not_found(hub: RunningEmulator) -> None:
         rm.amqp_svc_client.disconnect_sync()
 
 
-def test_queue_full_at_51(hub: RunningEmulator) -> None:
+def test_queue_full_at_51(hub: IoTHubProcess) -> None:
     outcomes = send_raw(hub, "device1", [b"m%d" % i for i in range(51)])
     results = [r for r, _ in outcomes]
     assert results[:50] == [uamqp.constants.MessageSendResult.Ok] * 50
@@ -83,21 +84,21 @@ def test_queue_full_at_51(hub: RunningEmulator) -> None:
     assert len(hub.admin.state()["devices"]["device1"]) == 50
 
 
-def test_too_large_at_64kb_plus_one(hub: RunningEmulator) -> None:
+def test_too_large_at_64kb_plus_one(hub: IoTHubProcess) -> None:
     outcomes = send_raw(hub, "device2", [b"a" * 65536, b"a" * 65537])
     assert outcomes[0][0] == uamqp.constants.MessageSendResult.Ok
     assert outcomes[1][0] == uamqp.constants.MessageSendResult.Error
     assert "amqp:link:message-size-exceeded" in condition_of(outcomes[1][1])
 
 
-def test_throttling_rejects_with_device_container_throttled(hub: RunningEmulator) -> None:
+def test_throttling_rejects_with_device_container_throttled(hub: IoTHubProcess) -> None:
     hub.admin.throttle(2)
     outcomes = send_raw(hub, "device1", [b"1", b"2", b"3"])
     assert [r for r, _ in outcomes[:2]] == [uamqp.constants.MessageSendResult.Ok] * 2
     assert "com.microsoft:device-container-throttled" in condition_of(outcomes[2][1])
 
 
-def test_wrong_sas_key_is_refused(hub: RunningEmulator) -> None:
+def test_wrong_sas_key_is_refused(hub: IoTHubProcess) -> None:
     wrong = hub.service_connection_string.rsplit("=", 2)[0] + "=" + "A" * 43 + "="
     rm = IoTHubRegistryManager.from_connection_string(wrong)
     try:
@@ -109,7 +110,7 @@ def test_wrong_sas_key_is_refused(hub: RunningEmulator) -> None:
     assert hub.admin.state()["devices"]["device1"] == []
 
 
-def test_feedback_is_batched_by_64_records(hub: RunningEmulator) -> None:
+def test_feedback_is_batched_by_64_records(hub: IoTHubProcess) -> None:
     hub.admin.set_limits(queue_depth=100, feedback_interval_s=1.0)
     outcomes = send_raw(hub, "device2", [b"m"] * 70, {"iothub-ack": "full"})
     assert [r for r, _ in outcomes] == [uamqp.constants.MessageSendResult.Ok] * 70

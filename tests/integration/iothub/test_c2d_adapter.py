@@ -15,13 +15,13 @@ from c2d.config import IoTHubSettings
 from c2d.errors import DeviceNotFound
 from c2d.iothub import C2DSender, FeedbackReceiver
 from c2d.messages import C2DMessage
-from localcloud.iothub.testing import RunningEmulator
+from localcloud.iothub.launcher import IoTHubProcess
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-def settings(hub: RunningEmulator) -> IoTHubSettings:
+def settings(hub: IoTHubProcess) -> IoTHubSettings:
     return IoTHubSettings.from_connection_string(
         hub.service_connection_string, amqp_port=hub.ports.amqp, send_timeout_s=20.0
     )
@@ -51,7 +51,7 @@ def test_typed_error_carries_the_hub_tracking_id(settings: IoTHubSettings) -> No
     assert result.error.tracking_id  # from the rejection's com.microsoft:tracking-id
 
 
-def test_pipelined_sends_with_slow_dispositions_all_succeed(hub: RunningEmulator, settings: IoTHubSettings) -> None:
+def test_pipelined_sends_with_slow_dispositions_all_succeed(hub: IoTHubProcess, settings: IoTHubSettings) -> None:
     hub.admin.disposition_delay(100)
     batch = [C2DMessage(device_id="device1", message_id=f"slow-{i}", body=b"x") for i in range(30)]
     with C2DSender(settings) as sender:
@@ -60,7 +60,7 @@ def test_pipelined_sends_with_slow_dispositions_all_succeed(hub: RunningEmulator
     assert [m["messageId"] for m in hub.admin.state()["devices"]["device1"]] == [f"slow-{i}" for i in range(30)]
 
 
-def test_feedback_rejected_by_the_app_is_dead_lettered(hub: RunningEmulator, settings: IoTHubSettings) -> None:
+def test_feedback_rejected_by_the_app_is_dead_lettered(hub: IoTHubProcess, settings: IoTHubSettings) -> None:
     with C2DSender(settings) as sender:
         sender.send_many([C2DMessage(device_id="device2", message_id="dl-1", body=b"x", ack="full")])
     rm_purge(hub, "device2")
@@ -72,14 +72,14 @@ def test_feedback_rejected_by_the_app_is_dead_lettered(hub: RunningEmulator, set
     assert state["feedback"] == []
 
 
-def rm_purge(hub: RunningEmulator, device_id: str) -> None:
+def rm_purge(hub: IoTHubProcess, device_id: str) -> None:
     from azure.iot.hub import IoTHubRegistryManager
 
     rm = IoTHubRegistryManager.from_connection_string(hub.registry_connection_string)
     rm.protocol.cloud_to_device_messages.purge_cloud_to_device_message_queue(device_id)
 
 
-def test_adapter_to_mqtt_device_and_back_as_feedback(hub: RunningEmulator, settings: IoTHubSettings) -> None:
+def test_adapter_to_mqtt_device_and_back_as_feedback(hub: IoTHubProcess, settings: IoTHubSettings) -> None:
     msg = C2DMessage(
         device_id="device1",
         message_id="loop-1",

@@ -19,10 +19,11 @@ import pytest
 from azure.iot.hub import IoTHubRegistryManager
 from cryptography import x509
 
+from localcloud import sas
 from localcloud.certs import ensure_certs
 from localcloud.iothub import config as config_mod
-from localcloud.iothub import sas
-from localcloud.iothub.testing import RunningEmulator, feedback_records, open_feedback_receiver, receive_feedback
+from localcloud.iothub.launcher import IoTHubProcess
+from localcloud.iothub.service_client import feedback_records, open_feedback_receiver, receive_feedback
 
 pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[3]
@@ -56,7 +57,7 @@ def test_concurrent_first_starts_agree_on_one_ca(tmp_path: Path) -> None:
     assert {r.ca_cert.read_bytes() for r in results} == {results[0].ca_cert.read_bytes()}
 
 
-def test_server_cert_names_localhost_and_loopback_ips(hub: RunningEmulator) -> None:
+def test_server_cert_names_localhost_and_loopback_ips(hub: IoTHubProcess) -> None:
     for host in ("localhost", "127.0.0.1"):
         ctx = ssl.create_default_context(cafile=str(hub.ca_cert))
         with (
@@ -95,7 +96,7 @@ def test_cli_rejects_bad_config(tmp_path: Path) -> None:
     assert proc.returncode == 2 and "no_such_setting" in proc.stderr
 
 
-def test_sas_expired_and_wrong_resource_are_refused(hub: RunningEmulator) -> None:
+def test_sas_expired_and_wrong_resource_are_refused(hub: IoTHubProcess) -> None:
     key = hub.config.policies[0].primary_key
     expired = sas.make_token(hub.hostname, key, "iothubowner", ttl_s=-10)
     with pytest.raises(sas.SasError, match="expired"):
@@ -106,8 +107,8 @@ def test_sas_expired_and_wrong_resource_are_refused(hub: RunningEmulator) -> Non
         sas.verify(sas.parse(good), [config_mod.dev_key("other")])
 
 
-def test_refuse_closes_new_connections_then_recovers(hub: RunningEmulator) -> None:
-    hub.admin.refuse(30)
+def test_refuse_closes_new_connections_then_recovers(hub: IoTHubProcess) -> None:
+    hub.admin.refuse_connections(30)
     ctx = ssl.create_default_context(cafile=str(hub.ca_cert))
     with (
         socket.create_connection(("127.0.0.1", hub.ports.amqp), timeout=10) as raw,
@@ -126,7 +127,7 @@ def test_refuse_closes_new_connections_then_recovers(hub: RunningEmulator) -> No
     assert len(hub.admin.state()["devices"]["device1"]) == 1
 
 
-def test_disposition_delay_still_accepts(hub: RunningEmulator) -> None:
+def test_disposition_delay_still_accepts(hub: IoTHubProcess) -> None:
     hub.admin.disposition_delay(200)
     rm = IoTHubRegistryManager.from_connection_string(hub.service_connection_string)
     try:
@@ -136,7 +137,7 @@ def test_disposition_delay_still_accepts(hub: RunningEmulator) -> None:
     assert len(hub.admin.state()["devices"]["device2"]) == 1
 
 
-def test_feedback_lock_expiry_redelivers_on_open_link(hub: RunningEmulator) -> None:
+def test_feedback_lock_expiry_redelivers_on_open_link(hub: IoTHubProcess) -> None:
     hub.admin.set_limits(feedback_lock_s=0.5)
     rm = IoTHubRegistryManager.from_connection_string(hub.service_connection_string)
     try:
@@ -155,7 +156,7 @@ def test_feedback_lock_expiry_redelivers_on_open_link(hub: RunningEmulator) -> N
     wait_for(lambda: hub.admin.state()["stats"]["feedback_completed"] == 1)
 
 
-def test_feedback_ttl_drops_unread_feedback(hub: RunningEmulator) -> None:
+def test_feedback_ttl_drops_unread_feedback(hub: IoTHubProcess) -> None:
     hub.admin.set_limits(feedback_ttl_s=0.3)
     rm = IoTHubRegistryManager.from_connection_string(hub.registry_connection_string)
     with hub.use_in_process():
@@ -166,7 +167,7 @@ def test_feedback_ttl_drops_unread_feedback(hub: RunningEmulator) -> None:
     assert hub.admin.state()["feedback"] == []
 
 
-def test_mqtt_keep_alive_timeout_closes_silent_client(hub: RunningEmulator) -> None:
+def test_mqtt_keep_alive_timeout_closes_silent_client(hub: IoTHubProcess) -> None:
     token = sas.make_token(f"{hub.hostname}/devices/device2", hub.device_key("device2"))
 
     def s(text: str) -> bytes:
@@ -183,7 +184,7 @@ def test_mqtt_keep_alive_timeout_closes_silent_client(hub: RunningEmulator) -> N
         assert tls.recv(1) == b""  # keep-alive 1 s, nothing sent: the server hangs up (1.5 x keep-alive)
 
 
-def test_garbage_on_every_port_leaves_the_emulator_serving(hub: RunningEmulator) -> None:
+def test_garbage_on_every_port_leaves_the_emulator_serving(hub: IoTHubProcess) -> None:
     ctx = ssl.create_default_context(cafile=str(hub.ca_cert))
     for port, junk in (
         (hub.ports.amqp, b"AMQP\x03\x01\x00\x00" + b"\x00\x00\x00\x10\x02\x01\x00\x00" + b"\xff" * 8),

@@ -12,13 +12,9 @@ import pytest
 import requests
 from azure.iot.hub import IoTHubRegistryManager
 
-from localcloud.iothub import sas
-from localcloud.iothub.testing import (
-    RunningEmulator,
-    feedback_records,
-    open_feedback_receiver,
-    receive_feedback,
-)
+from localcloud import sas
+from localcloud.iothub.launcher import IoTHubProcess
+from localcloud.iothub.service_client import feedback_records, open_feedback_receiver, receive_feedback
 
 pytestmark = pytest.mark.integration
 API = "api-version=2020-09-30"
@@ -27,7 +23,7 @@ API = "api-version=2020-09-30"
 class Device:
     """The device side of the HTTPS C2D API, as azure-iot-device-http (Node) calls it."""
 
-    def __init__(self, hub: RunningEmulator, device_id: str, key: str | None = None) -> None:
+    def __init__(self, hub: IoTHubProcess, device_id: str, key: str | None = None) -> None:
         self.hub = hub
         self.device_id = device_id
         self.key = key or hub.device_key(device_id)
@@ -53,14 +49,14 @@ class Device:
 
 
 @pytest.fixture
-def rm(hub: RunningEmulator) -> Iterator[IoTHubRegistryManager]:
+def rm(hub: IoTHubProcess) -> Iterator[IoTHubRegistryManager]:
     manager = IoTHubRegistryManager.from_connection_string(hub.registry_connection_string)
     yield manager
     manager.amqp_svc_client.disconnect_sync()
 
 
 @pytest.fixture
-def feedback(hub: RunningEmulator) -> Iterator[Any]:
+def feedback(hub: IoTHubProcess) -> Iterator[Any]:
     receiver = open_feedback_receiver(hub)
     yield receiver
     receiver.close()
@@ -86,7 +82,7 @@ def statuses(messages: list[Any]) -> dict[str, str]:
 
 
 def test_https_complete_reject_abandon_and_feedback_status(
-    hub: RunningEmulator, rm: IoTHubRegistryManager, feedback: Any
+    hub: IoTHubProcess, rm: IoTHubRegistryManager, feedback: Any
 ) -> None:
     device = Device(hub, "device1")
     ids = [send(rm, "device1", color="red") for _ in range(3)]
@@ -123,7 +119,7 @@ def test_https_complete_reject_abandon_and_feedback_status(
     }
 
 
-def test_ack_modes_filter_feedback(hub: RunningEmulator, rm: IoTHubRegistryManager, feedback: Any) -> None:
+def test_ack_modes_filter_feedback(hub: IoTHubProcess, rm: IoTHubRegistryManager, feedback: Any) -> None:
     device = Device(hub, "device2")
     positive = send(rm, "device2", ack="positive")
     negative = send(rm, "device2", ack="negative")
@@ -138,7 +134,7 @@ def test_ack_modes_filter_feedback(hub: RunningEmulator, rm: IoTHubRegistryManag
 
 
 def test_abandon_max_delivery_count_dead_letters(
-    hub: RunningEmulator, rm: IoTHubRegistryManager, feedback: Any
+    hub: IoTHubProcess, rm: IoTHubRegistryManager, feedback: Any
 ) -> None:
     hub.admin.set_limits(max_delivery_count=3)
     device = Device(hub, "device1")
@@ -151,7 +147,7 @@ def test_abandon_max_delivery_count_dead_letters(
     assert statuses(receive_feedback(feedback, want_records=1)) == {mid: "DeliveryCountExceeded"}
 
 
-def test_lock_expiry_redelivers(hub: RunningEmulator, rm: IoTHubRegistryManager) -> None:
+def test_lock_expiry_redelivers(hub: IoTHubProcess, rm: IoTHubRegistryManager) -> None:
     hub.admin.set_limits(lock_s=0.5)
     device = Device(hub, "device1")
     mid = send(rm, "device1")
@@ -165,21 +161,21 @@ def test_lock_expiry_redelivers(hub: RunningEmulator, rm: IoTHubRegistryManager)
     assert device.complete(again.headers["ETag"]) == 204
 
 
-def test_expiry_gives_expired_feedback(hub: RunningEmulator, rm: IoTHubRegistryManager, feedback: Any) -> None:
+def test_expiry_gives_expired_feedback(hub: IoTHubProcess, rm: IoTHubRegistryManager, feedback: Any) -> None:
     expiry_ms = int((time.time() + 0.5) * 1000)
     mid = send(rm, "device2", ack="negative", expiryTimeUtc=expiry_ms)
     assert statuses(receive_feedback(feedback, want_records=1)) == {mid: "Expired"}
     assert Device(hub, "device2").receive().status_code == 204
 
 
-def test_purge_gives_purged_feedback(hub: RunningEmulator, rm: IoTHubRegistryManager, feedback: Any) -> None:
+def test_purge_gives_purged_feedback(hub: IoTHubProcess, rm: IoTHubRegistryManager, feedback: Any) -> None:
     ids = [send(rm, "device1") for _ in range(2)]
     result = rm.protocol.cloud_to_device_messages.purge_cloud_to_device_message_queue("device1")
     assert result.total_messages_purged == 2
     assert statuses(receive_feedback(feedback, want_records=2)) == dict.fromkeys(ids, "Purged")
 
 
-def test_feedback_not_accepted_is_redelivered(hub: RunningEmulator, rm: IoTHubRegistryManager) -> None:
+def test_feedback_not_accepted_is_redelivered(hub: IoTHubProcess, rm: IoTHubRegistryManager) -> None:
     device = Device(hub, "device1")
     mid = send(rm, "device1")
     device.complete(device.receive().headers["ETag"])
@@ -201,7 +197,7 @@ def test_feedback_not_accepted_is_redelivered(hub: RunningEmulator, rm: IoTHubRe
     assert hub.admin.state()["feedback"] == []
 
 
-def test_feedback_reject_dead_letters(hub: RunningEmulator, rm: IoTHubRegistryManager, feedback: Any) -> None:
+def test_feedback_reject_dead_letters(hub: IoTHubProcess, rm: IoTHubRegistryManager, feedback: Any) -> None:
     device = Device(hub, "device1")
     send(rm, "device1")
     device.complete(device.receive().headers["ETag"])
@@ -210,7 +206,7 @@ def test_feedback_reject_dead_letters(hub: RunningEmulator, rm: IoTHubRegistryMa
     assert state["feedback"] == []
 
 
-def test_registry_create_get_delete(hub: RunningEmulator, rm: IoTHubRegistryManager) -> None:
+def test_registry_create_get_delete(hub: IoTHubProcess, rm: IoTHubRegistryManager) -> None:
     created = rm.create_device_with_sas("new-device", "", "", "enabled")
     assert created.device_id == "new-device"
     key = created.authentication.symmetric_key.primary_key
@@ -223,11 +219,11 @@ def test_registry_create_get_delete(hub: RunningEmulator, rm: IoTHubRegistryMana
         rm.get_device("new-device")
 
 
-def test_https_device_wrong_key_is_401(hub: RunningEmulator) -> None:
+def test_https_device_wrong_key_is_401(hub: IoTHubProcess) -> None:
     assert Device(hub, "device1", key="A" * 43 + "=").receive().status_code == 401
 
 
-def test_advance_clock_expires_default_ttl(hub: RunningEmulator, rm: IoTHubRegistryManager, feedback: Any) -> None:
+def test_advance_clock_expires_default_ttl(hub: IoTHubProcess, rm: IoTHubRegistryManager, feedback: Any) -> None:
     mid = send(rm, "device1", ack="negative")  # hub default TTL: 1 h
     assert hub.admin.advance_clock(3601) == 3601
     assert statuses(receive_feedback(feedback, want_records=1)) == {mid: "Expired"}

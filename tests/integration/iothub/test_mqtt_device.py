@@ -18,20 +18,20 @@ from azure.iot.device import IoTHubDeviceClient, Message, ProxyOptions
 from azure.iot.device.exceptions import ClientError, CredentialError
 from azure.iot.hub import IoTHubRegistryManager
 
-from localcloud.iothub import sas
-from localcloud.iothub.testing import RunningEmulator
+from localcloud import sas
+from localcloud.iothub.launcher import IoTHubProcess
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-def rm(hub: RunningEmulator) -> Iterator[IoTHubRegistryManager]:
+def rm(hub: IoTHubProcess) -> Iterator[IoTHubRegistryManager]:
     manager = IoTHubRegistryManager.from_connection_string(hub.service_connection_string)
     yield manager
     manager.amqp_svc_client.disconnect_sync()
 
 
-def device_client(hub: RunningEmulator, device_id: str, key: str | None = None) -> IoTHubDeviceClient:
+def device_client(hub: IoTHubProcess, device_id: str, key: str | None = None) -> IoTHubDeviceClient:
     return IoTHubDeviceClient.create_from_connection_string(
         hub.device_connection_string(device_id, key),
         proxy_options=ProxyOptions(**hub.device_proxy_options()),
@@ -49,7 +49,7 @@ def wait_for(predicate: Any, timeout_s: float = 20.0) -> Any:
     raise AssertionError("condition not reached in time")
 
 
-def test_device_receives_over_mqtt_with_properties_intact(hub: RunningEmulator, rm: IoTHubRegistryManager) -> None:
+def test_device_receives_over_mqtt_with_properties_intact(hub: IoTHubProcess, rm: IoTHubRegistryManager) -> None:
     mid = str(uuid.uuid4())
     props = {
         "iothub-ack": "positive",
@@ -83,7 +83,7 @@ def test_device_receives_over_mqtt_with_properties_intact(hub: RunningEmulator, 
     assert [(r["originalMessageId"], r["statusCode"]) for r in records] == [(mid, "Success")]
 
 
-def test_sdk_gets_messages_after_dropped_connection(hub: RunningEmulator, rm: IoTHubRegistryManager) -> None:
+def test_sdk_gets_messages_after_dropped_connection(hub: IoTHubProcess, rm: IoTHubRegistryManager) -> None:
     client = device_client(hub, "device2")
     received: queue.Queue[Message] = queue.Queue()
     client.on_message_received = received.put
@@ -100,7 +100,7 @@ def test_sdk_gets_messages_after_dropped_connection(hub: RunningEmulator, rm: Io
         client.shutdown()
 
 
-def test_wrong_device_key_is_refused(hub: RunningEmulator) -> None:
+def test_wrong_device_key_is_refused(hub: IoTHubProcess) -> None:
     client = device_client(hub, "device1", key="A" * 43 + "=")
     try:
         with pytest.raises((CredentialError, ClientError)):
@@ -145,7 +145,7 @@ def _read(sock: ssl.SSLSocket) -> tuple[int, bytes]:
     return first, exact(length)
 
 
-def raw_connect(hub: RunningEmulator, device_id: str, clean: bool) -> tuple[ssl.SSLSocket, int]:
+def raw_connect(hub: IoTHubProcess, device_id: str, clean: bool) -> tuple[ssl.SSLSocket, int]:
     ctx = ssl.create_default_context(cafile=str(hub.ca_cert))
     sock = ctx.wrap_socket(
         socket.create_connection(("127.0.0.1", hub.ports.mqtt), timeout=20), server_hostname="localhost"
@@ -179,7 +179,7 @@ def raw_receive(sock: ssl.SSLSocket) -> tuple[int, dict[str, str], bytes]:
     return pid, props, body[4 + size :]
 
 
-def test_unacked_message_is_redelivered_on_reconnect(hub: RunningEmulator, rm: IoTHubRegistryManager) -> None:
+def test_unacked_message_is_redelivered_on_reconnect(hub: IoTHubProcess, rm: IoTHubRegistryManager) -> None:
     rm.send_c2d_message("device1", "keep me", {"messageId": "redeliver-1"})
     sock, _ = raw_connect(hub, "device1", clean=True)  # wipe any session left by other tests
     sock.sendall(_packet(0xE0, b""))  # DISCONNECT

@@ -12,12 +12,13 @@ from azure.iot.device import IoTHubDeviceClient, ProxyOptions
 from azure.iot.hub import IoTHubRegistryManager
 from uamqp import TransportType
 
-from localcloud.iothub.testing import RunningEmulator, feedback_records, receive_feedback, service_auth
+from localcloud.iothub.launcher import IoTHubProcess
+from localcloud.iothub.service_client import feedback_records, receive_feedback, service_auth
 
 pytestmark = pytest.mark.integration
 
 
-def test_registry_manager_send_over_amqp_websockets(hub: RunningEmulator) -> None:
+def test_registry_manager_send_over_amqp_websockets(hub: IoTHubProcess) -> None:
     rm = IoTHubRegistryManager.from_connection_string(
         hub.service_connection_string, transport_type=TransportType.AmqpOverWebsocket
     )
@@ -28,7 +29,7 @@ def test_registry_manager_send_over_amqp_websockets(hub: RunningEmulator) -> Non
     assert [m["messageId"] for m in hub.admin.state()["devices"]["device1"]] == ["ws-1"]
 
 
-def test_feedback_over_amqp_websockets(hub: RunningEmulator) -> None:
+def test_feedback_over_amqp_websockets(hub: IoTHubProcess) -> None:
     rm = IoTHubRegistryManager.from_connection_string(hub.registry_connection_string)
     try:
         rm.send_c2d_message("device2", "x", {"messageId": "ws-fb", "iothub-ack": "full"})
@@ -47,7 +48,7 @@ def test_feedback_over_amqp_websockets(hub: RunningEmulator) -> None:
     assert [(r["originalMessageId"], r["statusCode"]) for r in feedback_records(msg)] == [("ws-fb", "Purged")]
 
 
-def test_device_receives_over_mqtt_websockets(hub: RunningEmulator) -> None:
+def test_device_receives_over_mqtt_websockets(hub: IoTHubProcess) -> None:
     rm = IoTHubRegistryManager.from_connection_string(hub.service_connection_string)
     try:
         rm.send_c2d_message("device2", "mqtt over ws", {"messageId": "ws-2", "color": "green"})

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from localcloud.servicebus.testing import RunningEmulator, start_emulator
+from localcloud.servicebus.launcher import ServiceBusProcess, running_servicebus
 
 LOCK_SECONDS = 1
 DUP_WINDOW_SECONDS = 2
@@ -91,6 +91,8 @@ def build_config() -> dict[str, Any]:
                 DuplicateDetectionHistoryTimeWindow=f"PT{DUP_WINDOW_SECONDS}S",
             )
         )
+    queues += [_queue("tls"), _queue("plain"), _queue("token-expiry"), _queue("token-receiver", LockDuration="PT5S")]
+    topics.append(_topic("tls-topic", [_sub("all"), _sub("failed", _sql("f", "status <> 'Success'"))]))
     # The app's own topic, as in the default config (for the OutcomePublisher test).
     topics.append(
         _topic(
@@ -113,13 +115,13 @@ def build_config() -> dict[str, Any]:
 
 
 @pytest.fixture(scope="session")
-def servicebus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningEmulator]:
+def servicebus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServiceBusProcess]:
     config_file = Path(tmp_path_factory.mktemp("servicebus")) / "Config.json"
     config_file.write_text(json.dumps(build_config(), indent=2), encoding="utf-8")
-    with start_emulator(config_path=config_file, key="test-key-not-secret") as emulator:
+    with running_servicebus(config_path=config_file, key="test-key-not-secret", amqps=True) as emulator:
         yield emulator
 
 
 @pytest.fixture
-def conn_str(servicebus: RunningEmulator) -> str:
+def conn_str(servicebus: ServiceBusProcess) -> str:
     return servicebus.connection_string

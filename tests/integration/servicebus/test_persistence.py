@@ -3,23 +3,15 @@ duplicate-detection entry (default config: topic c2d-outcomes)."""
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pytest
 from azure.servicebus import ServiceBusClient, ServiceBusMessage, ServiceBusSubQueue
+from localcloud_testing.servicebus import receive
 
-from localcloud.servicebus.testing import start_emulator
+from localcloud.servicebus.launcher import running_servicebus
 
 pytestmark = pytest.mark.integration
-
-
-def _receive(receiver, count: int, deadline_s: float = 10) -> list:
-    got: list = []
-    deadline = time.monotonic() + deadline_s
-    while len(got) < count and time.monotonic() < deadline:
-        got += receiver.receive_messages(max_message_count=count - len(got), max_wait_time=1)
-    return got
 
 
 def _message(mid: str, status: str) -> ServiceBusMessage:
@@ -29,35 +21,35 @@ def _message(mid: str, status: str) -> ServiceBusMessage:
 def test_restart_keeps_messages(tmp_path: Path) -> None:
     data_file = tmp_path / "servicebus.sqlite"
     with (
-        start_emulator(data_file=data_file) as first,
+        running_servicebus(data_file=data_file) as first,
         ServiceBusClient.from_connection_string(first.connection_string) as client,
     ):
         with client.get_topic_sender("c2d-outcomes") as sender:
             sender.send_messages([_message(f"p-{i}", "Failed" if i % 2 else "Success") for i in range(4)])
         with client.get_subscription_receiver("c2d-outcomes", "failed") as receiver:
-            one, three = sorted(_receive(receiver, 2), key=lambda m: m.message_id)
+            one, three = sorted(receive(receiver, 2), key=lambda m: m.message_id)
             receiver.dead_letter_message(one, reason="kept", error_description="across restarts")
             receiver.defer_message(three)
             deferred_seq = three.sequence_number
         with client.get_subscription_receiver("c2d-outcomes", "succeeded") as receiver:
-            zero = [m for m in _receive(receiver, 2) if m.message_id == "p-0"]
+            zero = [m for m in receive(receiver, 2) if m.message_id == "p-0"]
             receiver.complete_message(zero[0])  # p-2 stays locked: a restart releases it
         last_seq = max(m.sequence_number for m in (one, three))
 
     with (
-        start_emulator(data_file=data_file) as second,
+        running_servicebus(data_file=data_file) as second,
         ServiceBusClient.from_connection_string(second.connection_string) as client,
     ):
         with client.get_topic_sender("c2d-outcomes") as sender:
             sender.send_messages(_message("p-1", "Failed"))  # a duplicate, still inside the window
             sender.send_messages(_message("p-new", "Success"))
         with client.get_subscription_receiver("c2d-outcomes", "all") as receiver:
-            everything = _receive(receiver, 5)
-            everything += _receive(receiver, 1, deadline_s=1)
+            everything = receive(receiver, 5)
+            everything += receive(receiver, 1, deadline_s=1)
             for m in everything:
                 receiver.complete_message(m)
         with client.get_subscription_receiver("c2d-outcomes", "succeeded") as receiver:
-            succeeded = _receive(receiver, 2)
+            succeeded = receive(receiver, 2)
             for m in succeeded:
                 receiver.complete_message(m)
         with client.get_subscription_receiver("c2d-outcomes", "failed") as receiver:
@@ -66,7 +58,7 @@ def test_restart_keeps_messages(tmp_path: Path) -> None:
         with client.get_subscription_receiver(
             "c2d-outcomes", "failed", sub_queue=ServiceBusSubQueue.DEAD_LETTER
         ) as dlq:
-            [dead] = _receive(dlq, 1)
+            [dead] = receive(dlq, 1)
             dlq.complete_message(dead)
 
     assert sorted(m.message_id for m in everything) == ["p-0", "p-1", "p-2", "p-3", "p-new"]

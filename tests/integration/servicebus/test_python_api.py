@@ -10,7 +10,7 @@ from azure.servicebus import ServiceBusMessage
 from azure.servicebus.aio import ServiceBusClient
 
 from localcloud.servicebus.config import parse_config
-from localcloud.servicebus.server import EmulatorSettings, ServiceBusEmulator
+from localcloud.servicebus.emulator import EmulatorSettings, ServiceBusEmulator
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio]
 
@@ -37,6 +37,7 @@ async def test_in_process_emulator_with_faults() -> None:
                 assert emulator.drop_connections() == 1
                 await sender.send_messages(ServiceBusMessage("two", message_id="ip-2"))  # reconnects
                 emulator.refuse_connections(1.0)
+                emulator.drop_connections()
                 await sender.send_messages(ServiceBusMessage("three", message_id="ip-3"))  # retries past it
             assert emulator.namespace.snapshot()["queues"]["inproc"]["available"] == 3
             async with client.get_queue_receiver("inproc") as receiver:

@@ -14,25 +14,16 @@ from azure.servicebus.exceptions import (
     MessagingEntityNotFoundError,
     ServiceBusAuthenticationError,
 )
+from localcloud_testing.servicebus import receive
 
-from localcloud.servicebus.testing import RunningEmulator
+from localcloud.servicebus.launcher import ServiceBusProcess
 
 pytestmark = pytest.mark.integration
 
-WAIT = 10  # generous receive wait: the tests poll, they do not time anything
 
 
 def _client(conn_str: str, **kwargs: object) -> ServiceBusClient:
     return ServiceBusClient.from_connection_string(conn_str, **kwargs)  # type: ignore[arg-type]
-
-
-def _receive(receiver, count: int, deadline_s: float = WAIT) -> list:
-    """Receive until `count` messages arrived or the deadline passed."""
-    got: list = []
-    deadline = time.monotonic() + deadline_s
-    while len(got) < count and time.monotonic() < deadline:
-        got += receiver.receive_messages(max_message_count=count - len(got), max_wait_time=1)
-    return got
 
 
 def _ids(messages) -> set[str]:
@@ -54,7 +45,7 @@ def test_property_round_trip(conn_str: str) -> None:
         with client.get_queue_sender("roundtrip-sync") as sender:
             sender.send_messages(sent)
         with client.get_queue_receiver("roundtrip-sync") as receiver:
-            [got] = _receive(receiver, 1)
+            [got] = receive(receiver, 1)
             assert got.message_id == "rt-1"
             assert got.correlation_id == "corr-rt"
             assert got.subject == "the-subject"
@@ -68,10 +59,10 @@ def test_property_round_trip(conn_str: str) -> None:
             assert got.enqueued_time_utc is not None
             assert got.locked_until_utc > datetime.now(UTC)
             receiver.complete_message(got)
-            assert _receive(receiver, 1, deadline_s=1) == []
+            assert receive(receiver, 1, deadline_s=1) == []
 
 
-def test_batch_fans_out_through_filters(conn_str: str, servicebus: RunningEmulator) -> None:
+def test_batch_fans_out_through_filters(conn_str: str, servicebus: ServiceBusProcess) -> None:
     specs = [
         ("f-ok", {"status": "Success"}, None, None),
         ("f-fail", {"status": "Failed"}, None, None),
@@ -107,28 +98,28 @@ def test_batch_fans_out_through_filters(conn_str: str, servicebus: RunningEmulat
         # ... and what the SDK reads from two of them.
         for sub in ("failed", "rich"):
             with client.get_subscription_receiver("outcomes-sync", sub) as receiver:
-                got = _receive(receiver, len(expected[sub]))
-                got += _receive(receiver, 1, deadline_s=0.5)  # nothing more may arrive
+                got = receive(receiver, len(expected[sub]))
+                got += receive(receiver, 1, deadline_s=0.5)  # nothing more may arrive
                 for m in got:
                     receiver.complete_message(m)
                 assert _ids(got) == expected[sub], sub
 
 
-def test_duplicates_dropped_inside_window_accepted_after(conn_str: str, servicebus: RunningEmulator) -> None:
+def test_duplicates_dropped_inside_window_accepted_after(conn_str: str, servicebus: ServiceBusProcess) -> None:
     with _client(conn_str) as client:
         with client.get_queue_sender("dedup-sync") as sender:
             sender.send_messages(ServiceBusMessage("first", message_id="dup-1"))
             sender.send_messages(ServiceBusMessage("second", message_id="dup-1"))
             sender.send_messages(ServiceBusMessage("other", message_id="dup-2"))
             with client.get_queue_receiver("dedup-sync") as receiver:
-                got = _receive(receiver, 3, deadline_s=1.5)
+                got = receive(receiver, 3, deadline_s=1.5)
                 for m in got:
                     receiver.complete_message(m)
             assert sorted(str(m) for m in got) == ["first", "other"]
             time.sleep(2 + 0.5)  # past the 2 s duplicate-detection window of the test config
             sender.send_messages(ServiceBusMessage("third", message_id="dup-1"))
         with client.get_queue_receiver("dedup-sync") as receiver:
-            [again] = _receive(receiver, 1)
+            [again] = receive(receiver, 1)
             receiver.complete_message(again)
             assert str(again) == "third"
 
@@ -138,26 +129,26 @@ def test_abandon_redelivers_with_higher_delivery_count(conn_str: str) -> None:
         with client.get_queue_sender("abandon-sync") as sender:
             sender.send_messages(ServiceBusMessage("a", message_id="ab-1"))
         with client.get_queue_receiver("abandon-sync") as receiver:
-            [first] = _receive(receiver, 1)
+            [first] = receive(receiver, 1)
             assert first.delivery_count == 0
             receiver.abandon_message(first)
-            [second] = _receive(receiver, 1)
+            [second] = receive(receiver, 1)
             assert second.message_id == "ab-1"
             assert second.delivery_count == 1
             assert second.sequence_number == first.sequence_number
             receiver.complete_message(second)
 
 
-def test_dead_letter_carries_reason(conn_str: str, servicebus: RunningEmulator) -> None:
+def test_dead_letter_carries_reason(conn_str: str, servicebus: ServiceBusProcess) -> None:
     with _client(conn_str) as client:
         with client.get_queue_sender("deadletter-sync") as sender:
             sender.send_messages(ServiceBusMessage("d", message_id="dl-1", application_properties={"k": "v"}))
         with client.get_queue_receiver("deadletter-sync") as receiver:
-            [msg] = _receive(receiver, 1)
+            [msg] = receive(receiver, 1)
             receiver.dead_letter_message(msg, reason="bad-payload", error_description="field x missing")
         assert servicebus.admin.entities()["queues"]["deadletter-sync"]["dead_lettered"] == 1
         with client.get_queue_receiver("deadletter-sync", sub_queue=ServiceBusSubQueue.DEAD_LETTER) as dlq:
-            [dead] = _receive(dlq, 1)
+            [dead] = receive(dlq, 1)
             assert dead.message_id == "dl-1"
             assert dead.dead_letter_reason == "bad-payload"
             assert dead.dead_letter_error_description == "field x missing"
@@ -171,9 +162,9 @@ def test_lock_expiry_redelivers(conn_str: str) -> None:
         with client.get_queue_sender("lockexpiry-sync") as sender:
             sender.send_messages(ServiceBusMessage("l", message_id="le-1"))
         with client.get_queue_receiver("lockexpiry-sync") as receiver:
-            [first] = _receive(receiver, 1)
+            [first] = receive(receiver, 1)
             # Not settled: the 1 s lock runs out and the message comes back.
-            [second] = _receive(receiver, 1)
+            [second] = receive(receiver, 1)
             assert second.message_id == "le-1"
             assert second.delivery_count == 1
             assert second.lock_token != first.lock_token
@@ -187,7 +178,7 @@ def test_renew_lock_extends(conn_str: str) -> None:
         with client.get_queue_sender("renew-sync") as sender:
             sender.send_messages(ServiceBusMessage("r", message_id="rn-1"))
         with client.get_queue_receiver("renew-sync") as receiver:
-            [msg] = _receive(receiver, 1)
+            [msg] = receive(receiver, 1)
             first_until = msg.locked_until_utc
             renewed_until = first_until
             # Hold the 2 s lock for 3 s by renewing it every 0.5 s.
@@ -197,7 +188,7 @@ def test_renew_lock_extends(conn_str: str) -> None:
                 renewed_until = receiver.renew_message_lock(msg)
             assert renewed_until > first_until + timedelta(seconds=1)
             receiver.complete_message(msg)  # would raise MessageLockLostError had the lock expired
-            assert _receive(receiver, 1, deadline_s=1) == []
+            assert receive(receiver, 1, deadline_s=1) == []
 
 
 def test_max_delivery_count_moves_to_dead_letter(conn_str: str) -> None:
@@ -206,18 +197,18 @@ def test_max_delivery_count_moves_to_dead_letter(conn_str: str) -> None:
             sender.send_messages(ServiceBusMessage("m", message_id="md-1"))
         with client.get_queue_receiver("maxdelivery-sync") as receiver:
             for attempt in range(3):  # MaxDeliveryCount = 3 in the test config
-                [msg] = _receive(receiver, 1)
+                [msg] = receive(receiver, 1)
                 assert msg.delivery_count == attempt
                 receiver.abandon_message(msg)
-            assert _receive(receiver, 1, deadline_s=1) == []
+            assert receive(receiver, 1, deadline_s=1) == []
         with client.get_queue_receiver("maxdelivery-sync", sub_queue=ServiceBusSubQueue.DEAD_LETTER) as dlq:
-            [dead] = _receive(dlq, 1)
+            [dead] = receive(dlq, 1)
             assert dead.message_id == "md-1"
             assert dead.dead_letter_reason == "MaxDeliveryCountExceeded"
             dlq.complete_message(dead)
 
 
-def test_wrong_key_is_authentication_error(servicebus: RunningEmulator) -> None:
+def test_wrong_key_is_authentication_error(servicebus: ServiceBusProcess) -> None:
     bad = servicebus.connection_string_with_key("not-the-key")
     with _client(bad, retry_total=0) as client, pytest.raises(ServiceBusAuthenticationError):  # noqa: SIM117
         with client.get_queue_sender("roundtrip-sync") as sender:  # opening the link puts the token
@@ -243,24 +234,24 @@ def test_management_peek_schedule_cancel_defer(conn_str: str) -> None:
         with client.get_queue_receiver("mgmt-sync") as receiver:
             peeked = receiver.peek_messages(max_message_count=10)
             assert [m.message_id for m in peeked] == ["sc-soon"]
-            [msg] = _receive(receiver, 1)
+            [msg] = receive(receiver, 1)
             assert msg.sequence_number == kept_seq
             receiver.defer_message(msg)
-            assert _receive(receiver, 1, deadline_s=1) == []
+            assert receive(receiver, 1, deadline_s=1) == []
             [deferred] = receiver.receive_deferred_messages([kept_seq])
             assert deferred.message_id == "sc-soon"
             receiver.complete_message(deferred)
             assert receiver.peek_messages(max_message_count=10) == []
 
 
-def test_receive_and_delete_removes_on_delivery(conn_str: str, servicebus: RunningEmulator) -> None:
+def test_receive_and_delete_removes_on_delivery(conn_str: str, servicebus: ServiceBusProcess) -> None:
     with _client(conn_str) as client:
         with client.get_queue_sender("roundtrip-sync") as sender:
             sender.send_messages([ServiceBusMessage(str(i), message_id=f"rd-{i}") for i in range(3)])
         with client.get_queue_receiver(
             "roundtrip-sync", receive_mode=ServiceBusReceiveMode.RECEIVE_AND_DELETE
         ) as receiver:
-            got = _receive(receiver, 3)
+            got = receive(receiver, 3)
             assert _ids(got) == {"rd-0", "rd-1", "rd-2"}
         assert servicebus.admin.entities()["queues"]["roundtrip-sync"]["available"] == 0
 
@@ -270,35 +261,36 @@ def test_expired_message_is_dead_lettered(conn_str: str) -> None:
         with client.get_queue_sender("ttl-sync") as sender:
             sender.send_messages(ServiceBusMessage("t", message_id="ttl-1", time_to_live=timedelta(seconds=1)))
         with client.get_queue_receiver("ttl-sync", sub_queue=ServiceBusSubQueue.DEAD_LETTER) as dlq:
-            [dead] = _receive(dlq, 1)
+            [dead] = receive(dlq, 1)
             assert dead.message_id == "ttl-1"
             assert dead.dead_letter_reason == "TTLExpiredException"
             dlq.complete_message(dead)
 
 
-def test_sender_survives_dropped_and_refused_connections(conn_str: str, servicebus: RunningEmulator) -> None:
+def test_sender_survives_dropped_and_refused_connections(conn_str: str, servicebus: ServiceBusProcess) -> None:
     with _client(conn_str, retry_total=10, retry_backoff_factor=0.2, retry_backoff_max=1) as client:
         with client.get_queue_sender("faults-sync") as sender:
             sender.send_messages(ServiceBusMessage("before", message_id="fx-1"))
             assert servicebus.admin.drop_connections() >= 1
             sender.send_messages(ServiceBusMessage("after-drop", message_id="fx-2"))
             servicebus.admin.refuse_connections(1.5)
+            servicebus.admin.drop_connections()  # an outage: open connections go, new ones are refused
             sender.send_messages(ServiceBusMessage("after-refuse", message_id="fx-3"))
         with client.get_queue_receiver("faults-sync") as receiver:
-            got = _receive(receiver, 3)
+            got = receive(receiver, 3)
             for m in got:
                 receiver.complete_message(m)
     assert _ids(got) == {"fx-1", "fx-2", "fx-3"}
 
 
-def test_admin_lists_messages(conn_str: str, servicebus: RunningEmulator) -> None:
+def test_admin_lists_messages(conn_str: str, servicebus: ServiceBusProcess) -> None:
     mid = f"adm-{uuid.uuid4()}"
     with _client(conn_str) as client, client.get_queue_sender("mgmt-sync") as sender:
         sender.send_messages(ServiceBusMessage("x", message_id=mid, application_properties={"status": "Failed"}))
     listed = servicebus.admin.messages("mgmt-sync")
     assert [(m["messageId"], m["applicationProperties"]["status"]) for m in listed] == [(mid, "Failed")]
     with _client(conn_str) as client, client.get_queue_receiver("mgmt-sync") as receiver:
-        for m in _receive(receiver, 1):
+        for m in receive(receiver, 1):
             receiver.complete_message(m)
 
 
@@ -310,7 +302,7 @@ def test_max_message_size_is_enforced(conn_str: str) -> None:
         batch = sender.create_message_batch()
         assert batch.max_size_in_bytes <= 1024
     with _client(conn_str) as client, client.get_queue_receiver("small-sync") as receiver:
-        got = _receive(receiver, 2, deadline_s=2)
+        got = receive(receiver, 2, deadline_s=2)
         for m in got:
             receiver.complete_message(m)
         assert _ids(got) == {"small-ok"}
@@ -321,12 +313,12 @@ def test_closing_receiver_releases_prefetched_messages(conn_str: str) -> None:
         with client.get_queue_sender("release-sync") as sender:
             sender.send_messages([ServiceBusMessage(str(i), message_id=f"rel-{i}") for i in range(3)])
         with client.get_queue_receiver("release-sync", prefetch_count=10) as receiver:
-            first = _receive(receiver, 1)
+            first = receive(receiver, 1)
             receiver.complete_message(first[0])
         # The other two were prefetched under a 30 s lock; released on close, they are
         # available again at once and no delivery was counted against them.
         with client.get_queue_receiver("release-sync") as receiver:
-            rest = _receive(receiver, 2)
+            rest = receive(receiver, 2)
             for m in rest:
                 receiver.complete_message(m)
     assert _ids(first) | _ids(rest) == {"rel-0", "rel-1", "rel-2"}

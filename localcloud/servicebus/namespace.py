@@ -50,6 +50,12 @@ class DuplicateDetector:
         self.remember(message_id, now)
         return False
 
+    def forget_all(self) -> None:
+        for message_id in list(self._seen):
+            del self._seen[message_id]
+            if self.journal is not None:
+                self.journal.duplicate(self.entity, message_id, None)
+
     def remember(self, message_id: str, seen_at: float) -> None:
         self._seen[message_id] = seen_at
         if self.journal is not None:
@@ -239,6 +245,15 @@ class Namespace:
             next_seq = entity._next_sequence if isinstance(entity, Topic) else entity.store.next_sequence_number_peek()
             self.journal.counter(entity.name.lower(), next_seq)
         return result
+
+    def reset(self) -> None:
+        """Every entity empty, duplicate detection forgotten (the emulator's reset)."""
+        for store in self._stores.values():
+            store.clear()
+        for entity in (*self.queues.values(), *self.topics.values()):
+            if entity.duplicates is not None:
+                entity.duplicates.forget_all()
+        self.commit()
 
     def tick(self, now: float) -> None:
         for store in self._stores.values():

@@ -1,6 +1,6 @@
-"""Test helper: run the local host as a subprocess on free ports and wait until it is ready.
+"""Spawn the local host as a subprocess on free ports and wait until it is ready (tests, the local cloud).
 
-with start_host(app_root, settings={"X": "1"}) as host:
+with running_host(app_root, settings={"X": "1"}) as host:
     requests to host.base_url ...; host.run_function("Tick"); host.output()
 """
 
@@ -30,7 +30,7 @@ class HostStartError(RuntimeError):
 
 
 @dataclass
-class RunningHost:
+class HostProcess:
     process: subprocess.Popen[bytes]
     base_url: str
     port: int
@@ -103,7 +103,7 @@ def stop_process(process: subprocess.Popen[bytes], timeout: float = 15.0) -> Non
 
 
 @contextlib.contextmanager
-def start_host(
+def running_host(
     app_root: Path,
     settings: dict[str, str] | None = None,
     *,
@@ -111,7 +111,7 @@ def start_host(
     timeout: float = 120.0,
     verbose: bool = False,
     master_key: str | None = None,
-) -> Iterator[RunningHost]:
+) -> Iterator[HostProcess]:
     """Start `python -m localcloud host` for `app_root` with extra app settings; stop it on exit."""
     workdir = Path(tempfile.mkdtemp(prefix="funchost-"))
     settings_file = workdir / "settings.json"
@@ -132,7 +132,7 @@ def start_host(
             cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             cwd=str(PROJECT_ROOT), env=env, start_new_session=True,
         )  # fmt: skip
-    running: RunningHost | None = None
+    running: HostProcess | None = None
     try:
         deadline = time.monotonic() + timeout
         while not ready_file.exists():
@@ -143,7 +143,7 @@ def start_host(
             time.sleep(0.05)
         status = json.loads(ready_file.read_text())
         host_port = int(status["port"])
-        running = RunningHost(process, f"http://127.0.0.1:{host_port}", host_port, status, log_path, master_key)
+        running = HostProcess(process, f"http://127.0.0.1:{host_port}", host_port, status, log_path, master_key)
         yield running
     finally:
         stop_process(process)

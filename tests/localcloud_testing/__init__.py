@@ -1,0 +1,1 @@
+"""Helpers the emulator tests share (tests/integration/iothub, tests/integration/servicebus)."""
