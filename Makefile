@@ -34,7 +34,7 @@ venv: $(STAMP) $(NODE_STAMP)
 
 test: venv
 	$(VPY) -m ruff check .
-	$(VPY) -m mypy --strict localcloud/amqp
+	$(VPY) -m mypy --strict localcloud/amqp c2d
 	$(VPY) -m pytest
 
 unit: venv
