@@ -7,7 +7,7 @@ import contextlib
 import json
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -56,7 +56,10 @@ def local_cloud(
     hub_limits: dict[str, Any] | None = None,
     settings: dict[str, str] | None = None,
     app_root: Path = REPO_ROOT,
+    storage_connection: Callable[[Azurite], str] | None = None,
 ) -> Iterator[LocalCloud]:
+    """`storage_connection` chooses the app's AzureWebJobsStorage from the running Azurite (e.g. to put a
+    fault-injecting proxy in front of one of its services); by default, Azurite's own connection string."""
     extra = {"devices": devices} if devices else None
     with (
         running_iothub(work_dir / "iothub", limits=hub_limits, extra_config=extra) as hub,
@@ -69,8 +72,12 @@ def local_cloud(
             https_port=hub.ports.https,
             ca_bundle=hub.ca_bundle,
             servicebus_connection_string=bus.connection_string,
-            storage_connection_string=storage.connection_string,
+            storage_connection_string=(storage_connection or _direct)(storage),
             extra=settings,
         )
         with running_host(app_root, values, master_key=MASTER_KEY) as host:
             yield LocalCloud(hub, bus, storage, host, (hub_limits or {}).get("max_delivery_count", 10))
+
+
+def _direct(storage: Azurite) -> str:
+    return storage.connection_string

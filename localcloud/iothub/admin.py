@@ -3,11 +3,16 @@
 POST /admin/throttle?per_min=N       C2D sends per minute before device-container-throttled (0 = off)
 POST /admin/advance-clock?seconds=N  move the hub clock forward (TTL, locks, feedback timers)
 POST /admin/flush-feedback           flush pending feedback records now
+POST /admin/twins/{deviceId}         apply a twin patch: tags, desired and reported properties (JSON merge
+                                     patch, as a device would report them); answers the twin
 
 `IoTHubAdminClient` is the Python client of all of them.
 """
 
 from __future__ import annotations
+
+import urllib.parse
+from typing import Any
 
 from aiohttp import web
 
@@ -15,6 +20,7 @@ from localcloud.emulator.admin_api import number_param
 from localcloud.emulator.admin_client import AdminClient
 
 from .hub import Hub
+from .twins import TwinPatchError
 
 
 def hub_admin_routes(hub: Hub) -> list[web.RouteDef]:
@@ -31,7 +37,18 @@ def hub_admin_routes(hub: Hub) -> list[web.RouteDef]:
         hub.store.flush_feedback()
         return web.json_response({"flushed": True})
 
+    async def patch_twin(request: web.Request) -> web.Response:
+        device_id = request.match_info["device_id"]
+        try:
+            twin = hub.store.patch_twin(device_id, await request.json())
+        except (ValueError, TwinPatchError) as exc:
+            return web.json_response({"error": str(exc)}, status=400)
+        if twin is None:
+            return web.json_response({"error": f"no device {device_id}"}, status=404)
+        return web.json_response(twin.to_json())
+
     return [
+        web.post("/admin/twins/{device_id}", patch_twin),
         web.post("/admin/throttle", throttle),
         web.post("/admin/advance-clock", advance_clock),
         web.post("/admin/flush-feedback", flush_feedback),
@@ -47,3 +64,15 @@ class IoTHubAdminClient(AdminClient):
 
     def flush_feedback(self) -> None:
         self.call("POST", "/admin/flush-feedback")
+
+    def update_twin(
+        self, device_id: str, *, tags: dict[str, Any] | None = None, reported: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """Merge tags and reported properties into a device's twin (what registry queries select on)."""
+        patch: dict[str, Any] = {}
+        if tags is not None:
+            patch["tags"] = tags
+        if reported is not None:
+            patch["properties"] = {"reported": reported}
+        result: dict[str, Any] = self.call("POST", f"/admin/twins/{urllib.parse.quote(device_id, safe='')}", patch)
+        return result

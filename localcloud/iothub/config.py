@@ -42,6 +42,9 @@ class DeviceSpec:
     device_id: str
     primary_key: str = field(repr=False)
     secondary_key: str = field(default="", repr=False)
+    #: The device twin's initial tags and reported properties (what registry queries select on).
+    tags: dict[str, Any] | None = None
+    reported: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)

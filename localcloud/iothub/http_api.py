@@ -2,7 +2,8 @@
 
 Device API (source: Node azure-iot-device-http): GET .../devicebound -> 200 + ETag lock token | 204;
 DELETE .../devicebound/{etag}[?reject] completes/rejects; POST .../{etag}/abandon abandons.
-Registry: PUT/GET/DELETE /devices/{id}, purge DELETE /devices/{id}/commands.
+Registry: PUT/GET/DELETE /devices/{id}, purge DELETE /devices/{id}/commands, query POST /devices/query,
+twins GET/PATCH /twins/{id} (tags and desired properties).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from .channel import Channel, WebSocketChannel
 from .config import DeviceSpec
 from .hub import Hub
 from .store import Device, LockError, iso_utc
+from .twins import TwinPatchError, handle_query_request
 
 ChannelServer = Callable[[WebSocketChannel], Awaitable[None]]
 HUB_KEY = web.AppKey("hub", Hub)
@@ -189,6 +191,47 @@ async def purge(request: web.Request) -> web.Response:
     return web.json_response({"totalMessagesPurged": count, "deviceId": device_id})
 
 
+async def query_devices(request: web.Request) -> web.Response:
+    """POST /devices/query: the registry query (subset: see QUERY.md), paged like the real hub."""
+    if (denied := _service_auth(request, "RegistryRead")) is not None:
+        return denied
+    hub = request.app[HUB_KEY]
+    reply = handle_query_request(
+        await request.read(), request.headers, hub.store.all_twins(), api_version=request.query.get("api-version")
+    )
+    return web.Response(status=reply.status, body=reply.body, headers=reply.headers)
+
+
+async def get_twin(request: web.Request) -> web.Response:
+    if (denied := _service_auth(request, "RegistryRead")) is not None:
+        return denied
+    twin = request.app[HUB_KEY].store.twin(request.match_info["device_id"])
+    if twin is None:
+        return _error(404, "DeviceNotFound", "device not found")
+    return web.json_response(twin.to_json())
+
+
+async def patch_twin(request: web.Request) -> web.Response:
+    """PATCH /twins/{id}: tags and desired properties (a service cannot write reported properties)."""
+    if (denied := _service_auth(request, "ServiceConnect")) is not None:
+        return denied
+    try:
+        patch = await request.json()
+    except json.JSONDecodeError:
+        return _error(400, "ArgumentInvalid", "body is not JSON")
+    if not isinstance(patch, dict) or "reported" in (patch.get("properties") or {}):
+        return _error(400, "ArgumentInvalid", "a twin patch holds tags and desired properties only")
+    try:
+        twin = request.app[HUB_KEY].store.patch_twin(
+            request.match_info["device_id"], patch, etag=request.headers.get("If-Match")
+        )
+    except TwinPatchError as exc:
+        return _error(exc.status, exc.error_code, exc.message)
+    if twin is None:
+        return _error(404, "DeviceNotFound", "device not found")
+    return web.json_response(twin.to_json())
+
+
 async def _bridge(request: web.Request, subprotocol: str, serve: ChannelServer) -> web.WebSocketResponse:
     ws = web.WebSocketResponse(protocols=(subprotocol,))
     await ws.prepare(request)
@@ -230,6 +273,9 @@ def build_device_app(
     app.router.add_delete(base + "/messages/devicebound/{etag}", complete_or_reject)
     app.router.add_post(base + "/messages/devicebound/{etag}/abandon", abandon)
     app.router.add_delete(base + "/commands", purge)
+    app.router.add_post("/devices/query", query_devices)
+    app.router.add_get("/twins/{device_id}", get_twin)
+    app.router.add_patch("/twins/{device_id}", patch_twin)
     app.router.add_put(base, put_device)
     app.router.add_get(base, get_device)
     app.router.add_delete(base, delete_device)

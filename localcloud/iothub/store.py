@@ -14,12 +14,13 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
 from .config import DeviceSpec, HubConfig, Limits
+from .twins import Twin, apply_twin_patch
 
 ACK_MODES = ("none", "positive", "negative", "full")
 
@@ -67,6 +68,17 @@ class Device:
 
     def keys(self) -> list[str]:
         return [k for k in (self.primary_key, self.secondary_key) if k]
+
+
+def initial_twin(spec: DeviceSpec) -> Twin:
+    """A device's twin as the hub creates it, with the tags and reported properties the config gives."""
+    twin = Twin(spec.device_id)
+    patch: dict[str, Any] = {}
+    if spec.tags:
+        patch["tags"] = spec.tags
+    if spec.reported:
+        patch["properties"] = {"reported": spec.reported}
+    return apply_twin_patch(twin, patch) if patch else twin
 
 
 @dataclass
@@ -121,6 +133,7 @@ class HubStore:
         self.clock = clock
         self.clock_offset_s = 0.0  # /admin/advance-clock: expiry and locks without waiting
         self.devices: dict[str, Device] = {}
+        self.twins: dict[str, Twin] = {}
         self.queues: dict[str, list[CloudMessage]] = {}
         self.feedback: list[FeedbackMessage] = []
         self.pending_records: list[dict[str, str]] = []
@@ -145,6 +158,7 @@ class HubStore:
     def reset(self) -> None:
         """Back to the configured devices, empty queues, no throttling."""
         self.devices = {d.device_id: Device(d.device_id, d.primary_key, d.secondary_key) for d in self.config.devices}
+        self.twins = {d.device_id: initial_twin(d) for d in self.config.devices}
         self.queues = {d: [] for d in self.devices}
         self.feedback.clear()
         self.pending_records.clear()
@@ -159,12 +173,35 @@ class HubStore:
     def add_device(self, spec: DeviceSpec) -> Device:
         device = Device(spec.device_id, spec.primary_key or new_key(), spec.secondary_key or new_key())
         self.devices[spec.device_id] = device
+        self.twins[spec.device_id] = initial_twin(spec)
         self.queues[spec.device_id] = []
         return device
 
     def remove_device(self, device_id: str) -> bool:
         self.queues.pop(device_id, None)
+        self.twins.pop(device_id, None)
         return self.devices.pop(device_id, None) is not None
+
+    # ---- twins ------------------------------------------------------------------------------
+    def twin(self, device_id: str) -> Twin | None:
+        """The device's twin as the registry shows it now (status and queue length included)."""
+        device, twin = self.devices.get(device_id), self.twins.get(device_id)
+        if device is None or twin is None:
+            return None
+        return replace(
+            twin, status=device.status, device_etag=device.etag,
+            cloud_to_device_message_count=len(self.queues.get(device_id, [])),
+        )
+
+    def all_twins(self) -> list[Twin]:
+        return [t for d in self.devices if (t := self.twin(d)) is not None]
+
+    def patch_twin(self, device_id: str, patch: dict[str, Any], etag: str | None = None) -> Twin | None:
+        """Apply a twin patch (tags, desired and, for the admin API, reported); None if no such device."""
+        if device_id not in self.twins:
+            return None
+        self.twins[device_id] = apply_twin_patch(self.twins[device_id], patch, etag=etag)
+        return self.twin(device_id)
 
     # ---- C2D ------------------------------------------------------------------------------
     def send(self, device_id: str, msg: CloudMessage) -> CloudMessage:

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 import aiohttp
 from aiohttp import web
+from yarl import URL
 
 _HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade", "host", "content-length"}
 
@@ -21,6 +22,7 @@ class StorageProxy:
     target: str  # e.g. http://127.0.0.1:10002
     port: int = 0
     held: int = 0
+    dropped: int = 0
     _release: asyncio.Event | None = field(default=None, repr=False)
     _loop: asyncio.AbstractEventLoop | None = field(default=None, repr=False)
 
@@ -44,10 +46,15 @@ class StorageProxy:
         if request.method != "GET" and self._release is not None:
             self.held += 1
             await self._release.wait()
+            if request.transport is None or request.transport.is_closing():
+                # Its sender is gone (the worker was killed): like a request that never reached storage.
+                self.dropped += 1
+                return web.Response(status=503)
         body = await request.read()
         headers = {k: v for k, v in request.headers.items() if k.lower() not in _HOP_BY_HOP}
+        url = URL(self.target + request.raw_path, encoded=True)  # byte for byte: the path is signed
         async with aiohttp.ClientSession() as session, session.request(
-            request.method, self.target + request.path_qs, headers=headers, data=body
+            request.method, url, headers=headers, data=body or None, skip_auto_headers=("Content-Type",)
         ) as upstream:
             payload = await upstream.read()
             out = {k: v for k, v in upstream.headers.items() if k.lower() not in _HOP_BY_HOP}
