@@ -2,18 +2,22 @@
 
 Starts the IoT Hub and Service Bus emulators, Azurite and the local Functions host running this app;
 registers a device; starts the device simulator; sends a message through SendC2D; shows the device
-printing it and the `Success` outcome read from the `c2d-outcomes` subscription; stops everything.
+printing it and the `Success` outcome read from the `c2d-outcomes` subscription; polls the status URL
+the send answered with (`Location`) until it says 200; stops everything.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import tempfile
 import threading
 import time
+import urllib.request
 from pathlib import Path
+from typing import Any
 
 from localcloud.functions_host.launcher import wait_until
 from localcloud.outcome_reader import OutcomeReader, ReceivedOutcome
@@ -71,6 +75,26 @@ def read_outcome(cloud: LocalCloud, message_id: str, timeout_s: float = 40) -> R
     return reader.for_message(message_id)[0]
 
 
+def redact_code(url: str) -> str:
+    """A status URL as printed: the function key it carries is masked."""
+    return re.sub(r"([?&]code=)[^&\"]+", r"\1***", url)
+
+
+def poll_status(location: str, timeout_s: float = 40) -> dict[str, Any]:
+    """GET the status URL until 200, honouring Retry-After (at most a second apart here)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        with urllib.request.urlopen(location, timeout=30) as response:
+            body: dict[str, Any] = json.loads(response.read())
+            if response.status == 200:
+                return body
+            wait = float(response.headers.get("Retry-After", "1"))
+        print(f"    {response.status} pending: {body.get('note', '')}")
+        if time.monotonic() > deadline:
+            return body
+        time.sleep(min(wait, 1.0))
+
+
 def main(_argv: list[str]) -> int:
     started = time.monotonic()
     step(1, "Starting the local cloud: IoT Hub emulator, Service Bus emulator, Azurite, Functions host")
@@ -89,10 +113,15 @@ def main(_argv: list[str]) -> int:
         wait_until(lambda: any("connected" in line for line in lines), 30, "the device to connect")
 
         step(4, f"POST /api/devices/{DEVICE_ID}/messages")
-        request = {"payload": {"setpoint": 21.5}, "correlationId": "demo-job-1", "properties": {"priority": "high"}}
+        request = {
+            "payload": {"setpoint": 21.5}, "correlationId": "demo-job-1",
+            "properties": {"priority": "high", "x-workflow-run-id": "demo-run-1"},
+        }
         print(f"    request:  {json.dumps(request)}")
-        status, _, body = cloud.post(f"/api/devices/{DEVICE_ID}/messages", request)
-        print(f"    response: {status} {json.dumps(body)}")
+        status, headers, body = cloud.post(f"/api/devices/{DEVICE_ID}/messages", request)
+        print(f"    response: {status} {redact_code(json.dumps(body))}")
+        location = headers.get("Location", "")
+        print(f"    Location: {redact_code(location)}  Retry-After: {headers.get('Retry-After')}")
         if status != 202:
             print("demo failed: SendC2D did not accept the message", file=sys.stderr)
             return 1
@@ -112,8 +141,15 @@ def main(_argv: list[str]) -> int:
             print("demo failed: the outcome is not Success", file=sys.stderr)
             return 1
 
-        step(7, "Stopping everything the demo started")
-    print(f"\nDemo finished in {time.monotonic() - started:.0f} s: request -> device -> Success outcome.")
+        step(7, "Polling the status URL (Location) until it answers 200, as a Logic App would")
+        final = poll_status(location)
+        print(f"    status:   {json.dumps(final)}")
+        if final.get("status") != "Success":
+            print("demo failed: the status URL did not report Success", file=sys.stderr)
+            return 1
+
+        step(8, "Stopping everything the demo started")
+    print(f"\nDemo finished in {time.monotonic() - started:.0f} s: request -> device -> Success outcome -> status 200.")
     return 0
 
 
