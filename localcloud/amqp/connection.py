@@ -72,7 +72,7 @@ class ConnectionOwner(Protocol):
 
     def token_policy(self) -> TokenPolicy: ...
 
-    def forget(self, conn: AmqpConnection) -> None: ...
+    def forget(self, conn: AmqpConnection, *, closed_by_client: bool) -> None: ...
 
 
 class _Phase(Enum):
@@ -125,6 +125,7 @@ class AmqpConnection:
         self._request_links: dict[Link, _Node] = {}  # the client's sender links to $cbs / $management
         self._replies = ReplyLinks()
         self._finished = False  # the service was told the connection is gone
+        self._closed_by_client = False  # the client sent an AMQP close (a clean shutdown)
         self._open_timer: asyncio.TimerHandle | None = self._loop.call_later(OPEN_TIMEOUT_S, self._open_timed_out)
         self._token_timer: asyncio.TimerHandle | None = None
         self._heartbeat_timer: asyncio.TimerHandle | None = None
@@ -164,7 +165,7 @@ class AmqpConnection:
         for timer in (self._open_timer, self._token_timer, self._heartbeat_timer):
             if timer is not None:
                 timer.cancel()
-        self.owner.forget(self)
+        self.owner.forget(self, closed_by_client=self._closed_by_client)
         self._handler.on_connection_closed(self)
 
     def _negotiate(self, data: bytes) -> bytes:
@@ -342,8 +343,10 @@ class AmqpConnection:
             if self._open_timer is not None:
                 self._open_timer.cancel()
                 self._open_timer = None
-        elif kind == cproton.PN_CONNECTION_REMOTE_CLOSE and self._connection.state & Endpoint.LOCAL_ACTIVE:
-            self._connection.close()
+        elif kind == cproton.PN_CONNECTION_REMOTE_CLOSE:
+            self._closed_by_client = True
+            if self._connection.state & Endpoint.LOCAL_ACTIVE:
+                self._connection.close()
 
     # ---- links ------------------------------------------------------------------------------
     def _on_link_open(self, link: Link) -> None:

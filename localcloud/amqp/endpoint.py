@@ -7,7 +7,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from typing import Protocol
 
 from .connection import AmqpConnection, ByteSink
@@ -27,6 +27,14 @@ class ByteStream(ByteSink, Protocol):
     async def drain(self) -> None: ...
 
 
+@dataclass
+class EndedConnections:
+    """How connections ended: with the client's AMQP close (a clean shutdown), or the socket just went."""
+
+    closed_by_client: int = 0
+    dropped: int = 0
+
+
 class AmqpEndpoint:
     def __init__(
         self,
@@ -38,6 +46,7 @@ class AmqpEndpoint:
         self.service = service
         self.faults = faults
         self.stats = TokenStats()
+        self.ended = EndedConnections()
         self.connections: set[AmqpConnection] = set()
         self._token_policy = token_policy
         self._clock = clock
@@ -49,8 +58,12 @@ class AmqpEndpoint:
     def token_policy(self) -> TokenPolicy:
         return self._token_policy()
 
-    def forget(self, conn: AmqpConnection) -> None:
+    def forget(self, conn: AmqpConnection, *, closed_by_client: bool) -> None:
         self.connections.discard(conn)
+        if closed_by_client:
+            self.ended.closed_by_client += 1
+        else:
+            self.ended.dropped += 1
 
     # ---- accepting --------------------------------------------------------------------------
     def _open(self, sink: ByteSink, peer: str) -> AmqpConnection:
@@ -90,6 +103,7 @@ class AmqpEndpoint:
 
     def reset_stats(self) -> None:
         self.stats = TokenStats()
+        self.ended = EndedConnections()
 
     def check_tokens(self) -> None:
         """Re-check every connection's tokens now (after the token policy changed)."""
@@ -97,7 +111,7 @@ class AmqpEndpoint:
             conn.check_tokens()
 
     def snapshot(self) -> dict[str, object]:
-        return {"connections": len(self.connections), "tokens": asdict(self.stats)}
+        return {"connections": len(self.connections), "tokens": asdict(self.stats), "ended": asdict(self.ended)}
 
 
 class _AmqpSocket(asyncio.Protocol):
