@@ -45,7 +45,8 @@ def test_api_matches_its_schema_and_never_500s(api_schema, path: str, method: st
     operation = api_schema[path][method]
 
     @given(case=operation.as_strategy())
-    @settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
+    # Sends get the most examples; the status and purge routes take only ids.
+    @settings(max_examples=150 if method == "POST" else 60, deadline=None, suppress_health_check=list(HealthCheck))
     def check(case) -> None:
         # ignored_auth misreads the two alternative key schemes (header or `code`) once an operation has a
         # header parameter: it counts the configured key as "generated". Keys are tested in

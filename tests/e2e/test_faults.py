@@ -29,8 +29,11 @@ KILL_DEVICES = [f"kill-{i:02d}" for i in range(30)]
 @pytest.fixture(scope="module")
 def cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCloud]:
     devices = [{"device_id": d} for d in [*DROP_DEVICES, *KILL_DEVICES, "throttle-1", "throttle-2"]]
+    # A failed queue message comes back after 1 s instead of host.json's 30 (an app-setting override, as in Azure).
+    settings = {"AzureFunctionsJobHost__extensions__queues__visibilityTimeout": "00:00:01"}
     with local_cloud(
-        Path(tmp_path_factory.mktemp("faults")), devices=devices, hub_limits={"feedback_interval_s": 0.3}
+        Path(tmp_path_factory.mktemp("faults")), devices=devices, hub_limits={"feedback_interval_s": 0.3},
+        settings=settings,
     ) as running, trusting(running.hub.ca_bundle):
         yield running
 
