@@ -302,6 +302,9 @@ class _Link:
         if self._client is not None and self._token_expiring():
             logger.info("IoT Hub token of the %s is about to expire: opening a new link", what)
             self._reset()
+        if self._client is not None and not self._still_open(self._client):
+            logger.info("IoT Hub closed the idle %s: opening a new link", what)
+            self._reset()
         try:
             if self._client is None:
                 self._opened_at = time.time()
@@ -317,6 +320,16 @@ class _Link:
             self._reset()
             raise _link_failure(error, what) from None
         return client
+
+    @staticmethod
+    def _still_open(client: uamqp.AMQPClient) -> bool:
+        """Handle what IoT Hub sent while the link was idle before using it: a hub that closed the
+        connection (its token expired, it restarted, it dropped idle clients) would otherwise take the
+        next transfer into a dead link and leave its fate unknown."""
+        try:
+            return bool(client.do_work())
+        except _LINK_ERRORS:
+            return False
 
     def _reset(self) -> None:
         client, self._client, self._auth = self._client, None, None

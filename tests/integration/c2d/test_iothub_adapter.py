@@ -304,3 +304,24 @@ def test_a_caller_that_waited_too_long_is_busy_and_never_sent(hub, hub_settings)
     assert waited < 1.5
     assert queued(hub, "dev-2") == [], "a request answered SenderBusy must never be sent"
     assert [m["messageId"] for m in queued(hub, "dev-1")] == ["slow"]
+
+
+def test_hub_closing_the_connection_of_an_expired_token_costs_no_failed_send(hub) -> None:
+    """The real hub closes a connection whose CBS token expired (the emulator does too, here after 3 s):
+    the sender renews ahead of expiry or reconnects, and never reports a send that could have succeeded."""
+    hub.admin.set_limits(max_token_lifetime_s=3)
+    settings = IoTHubSettings.from_connection_string(
+        hub.service_connection_string, amqp_port=hub.ports.amqp, send_timeout_s=10.0
+    )
+    try:
+        with C2DSender(settings) as sender:
+            assert sender.send_many([message("dev-0", "first")])[0].sent
+            wait_for_close = time.monotonic() + 10
+            while hub.admin.state()["amqp"]["tokens"]["connections_closed_on_expiry"] < 1:
+                assert time.monotonic() < wait_for_close, "the emulator should close the expired connection"
+                time.sleep(0.2)
+            (second,) = sender.send_many([message("dev-0", "second")])
+    finally:
+        hub.admin.set_limits(max_token_lifetime_s=None)
+    assert second.sent, second.error
+    assert [m["messageId"] for m in queued(hub, "dev-0")] == ["first", "second"]
