@@ -6,6 +6,7 @@ same region). With no latency both sides are bound by azure-servicebus's pure-Py
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 from azure.servicebus import ServiceBusClient
 
@@ -51,7 +52,7 @@ def _baseline(connection_string: str, outcomes: list[Outcome]) -> float:
     return (len(outcomes) - 1) / elapsed
 
 
-def run(records: int = 10_000) -> list[Figure]:
+def run(_work_dir: Path, records: int = 10_000) -> list[Figure]:
     figures = []
     with running_servicebus() as bus:
         for delay_ms in DELAYS_MS:
