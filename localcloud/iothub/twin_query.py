@@ -37,6 +37,8 @@ from typing import Any, ClassVar, Final, Literal
 from lark import Lark, Token, Transformer, v_args
 from lark.exceptions import UnexpectedInput, UnexpectedToken, VisitError
 
+from localcloud.emulator.sql_grammar import CONNECTIVES, OPERATORS
+
 MAX_QUERY_LENGTH: Final = 8192  # "Query expressions can have a maximum length of 8192 characters" (query-twins doc)
 JSON_CONTENT_TYPE: Final = "application/json; charset=utf-8"
 
@@ -168,15 +170,17 @@ class IsDefined:
 
 
 @dataclass(frozen=True)
-class And:
+class _Connective:
     left: Expr
     right: Expr
 
 
-@dataclass(frozen=True)
-class Or:
-    left: Expr
-    right: Expr
+class And(_Connective):
+    pass
+
+
+class Or(_Connective):
+    pass
 
 
 @dataclass(frozen=True)
@@ -367,13 +371,7 @@ collection: name ("." name)*
 where: _WHERE or_expr
 group_by: _GROUP _BY sum ("," sum)*
 
-?or_expr: and_expr
-        | or_expr _OR and_expr                  -> or_
-?and_expr: not_expr
-         | and_expr _AND not_expr               -> and_
-?not_expr: predicate
-         | _NOT not_expr                        -> not_
-?predicate: sum
+""" + CONNECTIVES + r"""?predicate: sum
           | sum COMP_OP sum                     -> compare
           | sum _IN array                       -> in_
           | sum _NIN array                      -> nin
@@ -406,17 +404,13 @@ _WHERE.2: /WHERE\b/i
 _GROUP.2: /GROUP\b/i
 _BY.2: /BY\b/i
 _AS.2: /AS\b/i
-_AND.2: /AND\b/i
-_OR.2: /OR\b/i
-_NOT.2: /NOT\b/i
 _IN.2: /IN\b/i
 _NIN.2: /NIN\b/i
 _TRUE.2: /TRUE\b/i
 _FALSE.2: /FALSE\b/i
 _NULL.2: /NULL\b/i
 _UNDEFINED.2: /UNDEFINED\b/i
-COMP_OP: "<>" | "!=" | "<=" | ">=" | "=" | "<" | ">"
-ADD_OP: "+" | "-"
+""" + OPERATORS + r"""
 STAR: "*"
 DIV_OP: "/" | "%"
 HEX.2: /0[xX][0-9A-Fa-f]+\b/

@@ -17,16 +17,12 @@ from typing import Any
 from lark import Lark, Token, Transformer, v_args
 from lark.exceptions import LarkError
 
+from localcloud.emulator.sql_grammar import CONNECTIVES, OPERATORS
+
 GRAMMAR = r"""
 ?start: or_expr
 
-?or_expr: and_expr
-        | or_expr _OR and_expr          -> or_
-?and_expr: not_expr
-         | and_expr _AND not_expr       -> and_
-?not_expr: predicate
-         | _NOT not_expr                -> not_
-?predicate: sum
+""" + CONNECTIVES + r"""?predicate: sum
           | sum COMP_OP sum                          -> compare
           | sum _IS _NULL                            -> is_null
           | sum _IS _NOT _NULL                       -> is_not_null
@@ -51,12 +47,8 @@ GRAMMAR = r"""
      | "(" or_expr ")"
 prop: NAME ("." NAME)?
 
-COMP_OP: "<>" | "!=" | "<=" | ">=" | "=" | "<" | ">"
-ADD_OP: "+" | "-"
+""" + OPERATORS + r"""
 MUL_OP: "*" | "/" | "%"
-_OR.2: /OR\b/i
-_AND.2: /AND\b/i
-_NOT.2: /NOT\b/i
 _IS.2: /IS\b/i
 _NULL.2: /NULL\b/i
 _IN.2: /IN\b/i
