@@ -3,9 +3,9 @@
 Each round sends messages one by one (HTTP POST, ack=positive) to a device completing them over MQTT and
 times every message to its outcome on the subscription. The hub's feedback flush interval and the
 FeedbackProcessor timer are the two waits the app does not control; both are named in the figures:
-IoT Hub writes feedback in batches (here every `HUB_FLUSH_S`; Azure does not document its interval and
-batches for up to about a minute), and FeedbackProcessor runs on its schedule (here every second; the
-example settings use every 10 s).
+IoT Hub writes feedback in batches (the emulator here every `HUB_FLUSH_S` = 0.2 s; Azure does not document
+its own interval), and FeedbackProcessor runs on its schedule (here every second; the example settings use
+every 10 s).
 
 Stages, per message (all timestamps from this one machine's clock: this process, the IoT Hub emulator, the
 Service Bus emulator):
@@ -19,12 +19,15 @@ Service Bus emulator):
              FeedbackProcessor's link (invocation, reachability checks, link open)        the app, per run
   publish    FeedbackProcessor receives the batch -> the outcome is on the topic
              (status lookup, publish; the broker's enqueue time)                          the app
-  subscribe  on the topic -> this process's subscription receiver has it                 the reader
+  subscribe  on the topic -> this process's subscription receiver has it (the reader
+             polls: up to 0.2 s of it is this benchmark's own waiting)                    the reader
 
 The app's share (the goal: p95 <= 50 ms on every round) is send + publish, as issue 14 defines it: the
 time the app spends on a message, without the two waits. `run start` is the app's too, but it is paid
-once per FeedbackProcessor run that finds feedback already waiting (a run that is already draining takes
-a new batch at once), so it is reported beside the share, not in it.
+once per FeedbackProcessor run that finds feedback already waiting (a run already draining takes a new
+batch at its next receive), so it is reported beside the share, not in it. `publish` counts from the hub
+handing the batch over: it includes the uamqp receive loop noticing it (uamqp sleeps 50 ms between polls
+when nothing came) and the run finishing the batch before it (a run handles its batches one at a time).
 
 "received by FeedbackProcessor" is when the IoT Hub emulator handed the feedback message to the app's
 link (its `/admin/feedback-deliveries`); "timer fired" is the host's `Executing 'Functions.FeedbackProcessor'`
