@@ -20,6 +20,10 @@ class ReceivedOutcome:
     subject: str
     properties: dict[str, str]
     body: dict[str, Any]
+    #: When Service Bus enqueued it on the topic (epoch seconds, the broker's clock): the outcome was published.
+    enqueued_at: float = 0.0
+    #: When this reader received it (epoch seconds, this process's clock).
+    received_at: float = 0.0
 
 
 def _text(value: object) -> str:
@@ -49,6 +53,7 @@ class OutcomeReader:
             # The SDK counts opening the link against max_wait_time: give the first call room for it.
             wait_s = wait_s if self._opened else max(wait_s, 5.0)
             batch = self._receiver.receive_messages(max_message_count=200, max_wait_time=wait_s)
+            received_at = time.time()
             self._opened = True
             for message in batch:
                 outcome = ReceivedOutcome(
@@ -57,6 +62,8 @@ class OutcomeReader:
                     subject=_text(message.subject),
                     properties={_text(k): _text(v) for k, v in (message.application_properties or {}).items()},
                     body=json.loads(str(message)),
+                    enqueued_at=message.enqueued_time_utc.timestamp() if message.enqueued_time_utc else 0.0,
+                    received_at=received_at,
                 )
                 self._receiver.complete_message(message)
                 new.append(outcome)

@@ -3,6 +3,8 @@
 POST /admin/throttle?per_min=N       C2D sends per minute before device-container-throttled (0 = off)
 POST /admin/advance-clock?seconds=N  move the hub clock forward (TTL, locks, feedback timers)
 POST /admin/flush-feedback           flush pending feedback records now
+GET  /admin/feedback-deliveries      each feedback message handed to a reader: when it was flushed and
+                                     delivered (epoch seconds), its delivery count and original message ids
 POST /admin/twins/{deviceId}         apply a twin patch: tags, desired and reported properties (JSON merge
                                      patch, as a device would report them); answers the twin
 
@@ -37,6 +39,9 @@ def hub_admin_routes(hub: Hub) -> list[web.RouteDef]:
         hub.store.flush_feedback()
         return web.json_response({"flushed": True})
 
+    async def feedback_deliveries(_request: web.Request) -> web.Response:
+        return web.json_response({"deliveries": list(hub.store.feedback_deliveries)})
+
     async def patch_twin(request: web.Request) -> web.Response:
         device_id = request.match_info["device_id"]
         try:
@@ -52,6 +57,7 @@ def hub_admin_routes(hub: Hub) -> list[web.RouteDef]:
         web.post("/admin/throttle", throttle),
         web.post("/admin/advance-clock", advance_clock),
         web.post("/admin/flush-feedback", flush_feedback),
+        web.get("/admin/feedback-deliveries", feedback_deliveries),
     ]
 
 
@@ -64,6 +70,11 @@ class IoTHubAdminClient(AdminClient):
 
     def flush_feedback(self) -> None:
         self.call("POST", "/admin/flush-feedback")
+
+    def feedback_deliveries(self) -> list[dict[str, Any]]:
+        """Feedback messages handed to readers, oldest first (the last 20,000): `messageId`, `enqueuedAt`
+        (flushed), `deliveredAt` (epoch seconds, the hub's clock), `deliveryCount`, `originalMessageIds`."""
+        return list(self.call("GET", "/admin/feedback-deliveries")["deliveries"])
 
     def update_twin(
         self, device_id: str, *, tags: dict[str, Any] | None = None, reported: dict[str, Any] | None = None

@@ -23,6 +23,8 @@ from .config import DeviceSpec, HubConfig, Limits
 from .twins import Twin, apply_twin_patch
 
 ACK_MODES = ("none", "positive", "negative", "full")
+#: Feedback deliveries kept for /admin/feedback-deliveries (benchmarks time the feedback reader with them).
+FEEDBACK_DELIVERY_HISTORY = 20_000
 
 
 class State(StrEnum):
@@ -144,6 +146,7 @@ class HubStore:
         self._next_deadline = math.inf  # earliest expiry / lock end: tick() scans queues only after it
         self.c2d_listeners: list[Callable[[str], None]] = []
         self.feedback_listeners: list[Callable[[], None]] = []
+        self.feedback_deliveries: deque[dict[str, Any]] = deque(maxlen=FEEDBACK_DELIVERY_HISTORY)
         self.reset()
 
     def now(self) -> float:
@@ -161,6 +164,7 @@ class HubStore:
         self.twins = {d.device_id: initial_twin(d) for d in self.config.devices}
         self.queues = {d: [] for d in self.devices}
         self.feedback.clear()
+        self.feedback_deliveries.clear()
         self.pending_records.clear()
         self.pending_since = None
         self.stats = Stats()
@@ -375,8 +379,19 @@ class HubStore:
                 fb.delivery_count += 1
                 fb.lock_token = str(uuid.uuid4())
                 fb.locked_until = now + (self.limits.feedback_lock_s if lock_s is None else lock_s)
+                self._note_delivery(fb, now)
                 return fb
         return None
+
+    def _note_delivery(self, fb: FeedbackMessage, now: float) -> None:
+        """When each feedback message was flushed and handed to a reader (epoch seconds, the hub's clock)."""
+        self.feedback_deliveries.append({
+            "messageId": fb.message_id,
+            "enqueuedAt": fb.enqueued_at,
+            "deliveredAt": now,
+            "deliveryCount": fb.delivery_count,
+            "originalMessageIds": [r["originalMessageId"] for r in fb.records],
+        })
 
     def _locked_feedback(self, lock_token: str) -> FeedbackMessage:
         for fb in self.feedback:

@@ -197,6 +197,26 @@ def test_feedback_not_accepted_is_redelivered(hub: IoTHubProcess, rm: IoTHubRegi
     assert hub.admin.state()["feedback"] == []
 
 
+def test_feedback_deliveries_record_flush_and_delivery_times(
+    hub: IoTHubProcess, rm: IoTHubRegistryManager, feedback: Any
+) -> None:
+    device = Device(hub, "device1")
+    mid = send(rm, "device1")
+    device.complete(device.receive().headers["ETag"])
+    before = time.time()
+    first = receive_feedback(feedback, want_records=1, settle="release")
+    again = receive_feedback(feedback, want_records=1, settle="accept")
+    assert statuses(first) == statuses(again) == {mid: "Success"}
+    deliveries = hub.admin.feedback_deliveries()
+    assert [d["deliveryCount"] for d in deliveries] == [1, 2]
+    assert {d["messageId"] for d in deliveries} == {first[0].properties.message_id.decode()}
+    assert all(d["originalMessageIds"] == [mid] for d in deliveries)
+    assert deliveries[0]["enqueuedAt"] <= deliveries[0]["deliveredAt"] <= deliveries[1]["deliveredAt"]
+    assert before - 5 < deliveries[0]["deliveredAt"] < time.time() + 1
+    hub.admin.reset()
+    assert hub.admin.feedback_deliveries() == []
+
+
 def test_feedback_reject_dead_letters(hub: IoTHubProcess, rm: IoTHubRegistryManager, feedback: Any) -> None:
     device = Device(hub, "device1")
     send(rm, "device1")
