@@ -44,8 +44,8 @@ from localcloud.trust import trusting
 GOAL = 10.0
 DELAYS_MS = (0, 5)
 TOPIC = "c2d-outcomes"
-#: Records per app run. The baseline pays one round trip per record: fewer records give its rate
-#: without waiting a minute (at 5 ms, 600 records take ~4 s).
+#: Records per baseline run (an app run publishes `records`, 10,000). The baseline pays one round trip
+#: per record: fewer records give its rate without waiting a minute (at 5 ms, 600 take ~5 s).
 BASELINE_RECORDS = {0: 2_000, 5: 600}
 OPTION_RECORDS = 2_000
 OPTION_RUNS = 2
