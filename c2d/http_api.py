@@ -95,7 +95,8 @@ def _prepare(
         settings = deps.send_settings()
         check_body_size(raw_body, settings.max_request_bytes)
         command = parse_command(
-            parse_json_body(raw_body), kind, route_device_id=device_id, default_ttl_s=settings.default_ttl_s
+            parse_json_body(raw_body), kind, route_device_id=device_id, default_ttl_s=settings.default_ttl_s,
+            max_fan_out=settings.max_fan_out,
         )
         status = deps.status_settings()
         sender, store = deps.sender(), deps.status_store()
