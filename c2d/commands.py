@@ -18,13 +18,14 @@ from datetime import UTC, datetime, timedelta
 from enum import Enum
 from types import MappingProxyType
 
-from c2d.config import DEFAULT_TTL_SECONDS, MAX_TTL_SECONDS, MIN_TTL_SECONDS
+from c2d.config import DEFAULT_MAX_FAN_OUT, DEFAULT_TTL_SECONDS, MAX_TTL_SECONDS, MIN_TTL_SECONDS
 from c2d.errors import FieldProblem, RequestTooLarge, ValidationFailed
 from c2d.messages import ACK_MODES, C2DMessage
 
 #: IoT Hub's C2D message size limit; it counts the body and the system and application properties.
 MAX_MESSAGE_BYTES = 64 * 1024
-MAX_FAN_OUT = 1000
+#: The default cap on a `deviceIds` list (C2D_MAX_FAN_OUT; openapi.yaml's maxItems).
+MAX_FAN_OUT = DEFAULT_MAX_FAN_OUT
 MAX_ID_LENGTH = 128
 MAX_QUERY_LENGTH = 8192  # IoT Hub's limit on a query's text
 #: A query over device twins (not devices.modules or devices.jobs): the same regular expression is in openapi.yaml.
@@ -154,6 +155,7 @@ def parse_command(
     *,
     route_device_id: str | None = None,
     default_ttl_s: int = DEFAULT_TTL_SECONDS,
+    max_fan_out: int = MAX_FAN_OUT,
 ) -> C2DCommand:
     """Validate a decoded request. Raises `ValidationFailed` listing every problem."""
     problems: list[FieldProblem] = []
@@ -172,7 +174,7 @@ def parse_command(
 
     query = _query(data, kind, problems)
     device_ids = () if "query" in data and kind is not RequestKind.SINGLE else _device_ids(
-        data, kind, route_device_id, problems
+        data, kind, route_device_id, problems, max_fan_out
     )
     body, default_type, default_encoding = _payload(data, problems)
     message_id = _optional_id(data, "messageId", problems)
@@ -265,7 +267,8 @@ def message_size(
 
 
 def _device_ids(
-    data: dict[str, object], kind: RequestKind, route_device_id: str | None, problems: list[FieldProblem]
+    data: dict[str, object], kind: RequestKind, route_device_id: str | None, problems: list[FieldProblem],
+    max_fan_out: int = MAX_FAN_OUT,
 ) -> tuple[str, ...]:
     if kind is RequestKind.SINGLE:
         if not _valid_id(route_device_id):
@@ -285,9 +288,9 @@ def _device_ids(
     if ids is None:
         problems.append(FieldProblem("deviceIds", "required", "deviceIds is required: a list of device ids"))
         return ()
-    if not isinstance(ids, list) or not 1 <= len(ids) <= MAX_FAN_OUT:
+    if not isinstance(ids, list) or not 1 <= len(ids) <= max_fan_out:
         problems.append(
-            FieldProblem("deviceIds", "count", f"deviceIds must be a list of 1 to {MAX_FAN_OUT} device ids")
+            FieldProblem("deviceIds", "count", f"deviceIds must be a list of 1 to {max_fan_out} device ids")
         )
         return ()
     valid = True

@@ -22,6 +22,8 @@ DEFAULT_TTL_SECONDS = 3600
 MIN_TTL_SECONDS = 60
 MAX_TTL_SECONDS = 172_800
 DEFAULT_MAX_REQUEST_BYTES = 1024 * 1024
+DEFAULT_MAX_FAN_OUT = 1000
+MAX_FAN_OUT_LIMIT = 100_000
 DEFAULT_SDK_LOG_LEVEL = logging.WARNING
 
 
@@ -81,6 +83,9 @@ class SendSettings:
     default_ttl_s: int = DEFAULT_TTL_SECONDS
     #: Larger HTTP bodies are refused with 413 before they are parsed.
     max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES
+    #: Most devices one `deviceIds` list (HTTP fan-out) may name. A fan-out holds the one IoT Hub link
+    #: while it is sent, so concurrent requests wait for it (at most `busy_timeout_s`).
+    max_fan_out: int = DEFAULT_MAX_FAN_OUT
 
 
 @dataclass(frozen=True)
@@ -276,6 +281,7 @@ def load_send_settings(env: Mapping[str, str] | None = None) -> SendSettings:
         max_request_bytes=_int_setting(
             env, "C2D_MAX_REQUEST_BYTES", DEFAULT_MAX_REQUEST_BYTES, 1024, 100 * 1024 * 1024, problems
         ),
+        max_fan_out=_int_setting(env, "C2D_MAX_FAN_OUT", DEFAULT_MAX_FAN_OUT, 1, MAX_FAN_OUT_LIMIT, problems),
     )
     if problems:
         raise ConfigurationError(problems)

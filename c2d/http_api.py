@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
@@ -95,7 +96,8 @@ def _prepare(
         settings = deps.send_settings()
         check_body_size(raw_body, settings.max_request_bytes)
         command = parse_command(
-            parse_json_body(raw_body), kind, route_device_id=device_id, default_ttl_s=settings.default_ttl_s
+            parse_json_body(raw_body), kind, route_device_id=device_id, default_ttl_s=settings.default_ttl_s,
+            max_fan_out=settings.max_fan_out,
         )
         status = deps.status_settings()
         sender, store = deps.sender(), deps.status_store()
@@ -117,25 +119,46 @@ def _prepare(
     return _Prepared(command, sender, store, status)
 
 
+def _sent_request(
+    command: C2DCommand, request_id: str, messages: Sequence[C2DMessage], results: Sequence[SendResult], now: datetime,
+) -> SentRequest:
+    return SentRequest(
+        request_id=request_id, ack=command.ack, sent_at=now,
+        expires_at=messages[0].expires_at if messages else None,
+        correlation_id=command.correlation_id, properties=command.outcome_properties,
+        messages=messages, results=results,
+    )
+
+
 def _record(
     store: StatusStore, command: C2DCommand, request_id: str, messages: Sequence[C2DMessage],
     results: Sequence[SendResult], now: datetime,
 ) -> bool:
     """Write the status rows; False (logged) when the status table cannot be written."""
     try:
-        store.record_sent(
-            SentRequest(
-                request_id=request_id, ack=command.ack, sent_at=now,
-                expires_at=messages[0].expires_at if messages else None,
-                correlation_id=command.correlation_id, properties=command.outcome_properties,
-                messages=messages, results=results,
-            )
-        )
+        store.record_sent(_sent_request(command, request_id, messages, results, now))
     except StoreUnavailable as error:
-        log_event(logger, "status-write-failed", logging.ERROR, requestId=request_id, reason=error.message)
-        return False
+        return _write_failed(request_id, error)
     return True
 
+
+def _recorded(writing: Future[None], request_id: str) -> bool:
+    """Wait for a status write started in the background; False (logged here, in the invocation's own
+    thread, so the line stays with the invocation) when the table could not be written."""
+    try:
+        writing.result()
+    except StoreUnavailable as error:
+        return _write_failed(request_id, error)
+    return True
+
+
+def _write_failed(request_id: str, error: StoreUnavailable) -> bool:
+    log_event(logger, "status-write-failed", logging.ERROR, requestId=request_id, reason=error.message)
+    return False
+
+
+#: Status-table writes of fan-outs, run alongside the rest of the request (see `send_to_devices`).
+_STATUS_WRITES = ThreadPoolExecutor(max_workers=8, thread_name_prefix="c2d-status-write")
 
 _STATUS_UNAVAILABLE_NOTE = "the status table could not be written: follow this message on the outcome topic"
 
@@ -187,14 +210,24 @@ def send_to_devices(
     indexes = {device: i for i, device in enumerate(command.device_ids)}
     messages = command.to_messages(moment, lambda device: fan_out_message_id(request_id, indexes[device]))
     results = prepared.sender.send_many(messages)
-    log_results(messages, results)
     # When nothing got through because IoT Hub itself is out of reach, say so with its status.
     if results and all(isinstance(r.error, HubLevelError) for r in results):
+        log_results(messages, results)
         return error_response(results[0].error)  # type: ignore[arg-type]
-    recorded = _record(prepared.store, command, request_id, messages, results, moment)
-    counts = {"Sent": 0, "Failed": 0, "Unknown": 0}
-    for result in results:
-        counts[result.status] += 1
+    # The status rows are written while the send is logged and the answer built (the table's round
+    # trip overlaps that work); the answer waits for the write and carries status URLs only if it worked.
+    sent = _sent_request(command, request_id, messages, results, moment)
+    writing = _STATUS_WRITES.submit(prepared.store.record_sent, sent)
+    try:
+        log_results(messages, results)
+        counts = {"Sent": 0, "Failed": 0, "Unknown": 0}
+        for result in results:
+            counts[result.status] += 1
+        entries = [_result_entry(result, links) for result in results]
+    finally:
+        recorded = _recorded(writing, request_id)
+    if not recorded:
+        entries = [_result_entry(result, None) for result in results]
     body: dict[str, object] = {
         "requestId": request_id,
         "correlationId": command.correlation_id,
@@ -203,7 +236,7 @@ def send_to_devices(
         "sent": counts["Sent"],
         "failed": counts["Failed"],
         "unknown": counts["Unknown"],
-        "results": [_result_entry(result, links if recorded else None) for result in results],
+        "results": entries,
     }
     if not recorded:
         body["note"] = _STATUS_UNAVAILABLE_NOTE

@@ -18,6 +18,9 @@ CREDIT = 500  # transfers a client may pipeline on one link
 class DeviceboundIntake:
     def __init__(self, hub: Hub) -> None:
         self.hub = hub
+        # One proton message, decoded into for every transfer (decoding clears it first): the engine
+        # runs on one event loop, and `to_cloud_message` copies out everything the hub keeps.
+        self._message = Message()
 
     def attach(self, link: Link) -> None:
         open_link(link)
@@ -25,7 +28,7 @@ class DeviceboundIntake:
 
     def on_transfer(self, conn: ServiceConnection, link: Link, delivery: Delivery, payload: bytes) -> None:
         top_up_credit(link, CREDIT)
-        message = Message()
+        message = self._message
         try:
             message.decode(payload)
         except ProtonException as exc:  # MessageException / DataException for garbage

@@ -18,8 +18,8 @@ _TO_RE = re.compile(r"^/devices/([^/]+)/messages/devicebound/?$", re.IGNORECASE)
 
 
 def text_of(value: object) -> str | None:
-    if value is None:
-        return None
+    if type(value) is str or value is None:  # the common case first: this runs for every property
+        return value
     if isinstance(value, (bytes, bytearray, memoryview)):
         return bytes(value).decode("utf-8", "replace")
     return str(value)
@@ -38,18 +38,20 @@ def _body_bytes(body: object) -> bytes:
 
 
 def to_cloud_message(hub: Hub, msg: Message) -> tuple[str, CloudMessage]:
-    match = _TO_RE.match(msg.address or "")
+    address = msg.address or ""
+    match = _TO_RE.match(address)
     device_id = urllib.parse.unquote(match.group(1)) if match else ""
-    props = {str(k): text_of(v) or "" for k, v in (msg.properties or {}).items()}
+    raw_props = msg.properties
+    props: dict[str, str] = {str(k): text_of(v) or "" for k, v in raw_props.items()} if raw_props else {}
     ack = props.pop("iothub-ack", "none").lower()
-    expiry = msg.expiry_time if msg.expiry_time and msg.expiry_time > 0 else hub.store.default_expiry()
+    expiry = msg.expiry_time
     return device_id, CloudMessage(
         device_id=device_id,
         body=_body_bytes(msg.body),
         message_id=text_of(msg.id),
         enqueued_at=0.0,
-        expires_at=float(expiry),
-        to=msg.address or "",
+        expires_at=float(expiry if expiry and expiry > 0 else hub.store.default_expiry()),
+        to=address,
         correlation_id=text_of(msg.correlation_id),
         user_id=text_of(msg.user_id) or None,
         content_type=text_of(msg.content_type) or None,

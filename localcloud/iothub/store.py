@@ -47,6 +47,12 @@ class SendError(Exception):
         self.tracking_id = tracking_id
 
 
+def _refusal(condition: str, description: str, http_status: int) -> SendError:
+    """A refused send with its own tracking id (made only for refusals: accepted sends need none)."""
+    tracking = uuid.uuid4().hex
+    return SendError(condition, f"{description}. TrackingId:{tracking}", http_status, tracking)
+
+
 class LockError(LookupError):
     """Unknown or expired lock token (HTTP 412 PreconditionFailed)."""
 
@@ -210,33 +216,25 @@ class HubStore:
     # ---- C2D ------------------------------------------------------------------------------
     def send(self, device_id: str, msg: CloudMessage) -> CloudMessage:
         now = self.now()
-        tracking = uuid.uuid4().hex
         if self.throttle_per_min > 0:
             while self._send_times and self._send_times[0] <= now - 60:
                 self._send_times.popleft()
             if len(self._send_times) >= self.throttle_per_min:
-                raise SendError(
+                raise _refusal(
                     "com.microsoft:device-container-throttled",
-                    f"ThrottlingException: C2D send rate over {self.throttle_per_min}/min. TrackingId:{tracking}",
-                    429,
-                    tracking,
+                    f"ThrottlingException: C2D send rate over {self.throttle_per_min}/min", 429,
                 )
         if device_id not in self.devices:
-            raise SendError("amqp:not-found", f"DeviceNotFound: {device_id}. TrackingId:{tracking}", 404, tracking)
+            raise _refusal("amqp:not-found", f"DeviceNotFound: {device_id}", 404)
         if len(msg.body) > self.limits.max_message_bytes:
-            raise SendError(
+            raise _refusal(
                 "amqp:link:message-size-exceeded",
-                f"MessageTooLarge: {len(msg.body)} > {self.limits.max_message_bytes} bytes. TrackingId:{tracking}",
-                413,
-                tracking,
+                f"MessageTooLarge: {len(msg.body)} > {self.limits.max_message_bytes} bytes", 413,
             )
         queue = self.queues[device_id]
         if len(queue) >= self.limits.queue_depth:
-            raise SendError(
-                "amqp:resource-limit-exceeded",
-                f"DeviceMaximumQueueDepthExceeded: {self.limits.queue_depth}. TrackingId:{tracking}",
-                403,
-                tracking,
+            raise _refusal(
+                "amqp:resource-limit-exceeded", f"DeviceMaximumQueueDepthExceeded: {self.limits.queue_depth}", 403
             )
         if self.throttle_per_min > 0:
             self._send_times.append(now)

@@ -10,6 +10,7 @@ from c2d.config import (
     check_all,
     load_feedback_settings,
     load_iothub_settings,
+    load_send_settings,
     load_servicebus_settings,
     load_table_settings,
     sdk_log_level,
@@ -143,3 +144,11 @@ def test_every_wait_is_bounded_under_the_http_limit() -> None:
     assert settings.busy_timeout_s + settings.connect_timeout_s + settings.send_timeout_s < 230
     for name, too_big in (("C2D_SEND_BUSY_TIMEOUT_SECONDS", "61"), ("IOTHUB_SEND_TIMEOUT_SECONDS", "101")):
         assert any(name in p for p in check_all({**env, name: too_big}))
+
+
+def test_fan_out_cap_defaults_to_1000_and_is_bounded() -> None:
+    assert load_send_settings({}).max_fan_out == 1000
+    assert load_send_settings({"C2D_MAX_FAN_OUT": "10000"}).max_fan_out == 10_000
+    with pytest.raises(ConfigurationError) as error:
+        load_send_settings({"C2D_MAX_FAN_OUT": "0"})
+    assert any("C2D_MAX_FAN_OUT" in p for p in error.value.problems)

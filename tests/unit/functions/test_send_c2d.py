@@ -228,6 +228,17 @@ def test_fan_out_validation(sender, body, field, rule) -> None:
     sender.send_many.assert_not_called()
 
 
+def test_fan_out_cap_is_a_setting(sender, monkeypatch) -> None:
+    devices = [f"d{i}" for i in range(1500)]
+    assert post_fan_out({"deviceIds": devices, "payload": 1}).status_code == 400
+    monkeypatch.setenv("C2D_MAX_FAN_OUT", "1500")
+    response = post_fan_out({"deviceIds": devices, "payload": 1})
+    assert response.status_code == 207 and body_of(response)["sent"] == 1500
+    assert sender.send_many.call_count == 1
+    too_many = body_of(post_fan_out({"deviceIds": [*devices, "one-more"], "payload": 1}))["error"]["details"]
+    assert any(d["rule"] == "count" and "1 to 1500" in d["message"] for d in too_many)
+
+
 def test_fan_out_of_1000_devices_is_one_call(sender) -> None:
     response = post_fan_out({"deviceIds": [f"d{i}" for i in range(1000)], "payload": 1})
     assert response.status_code == 207

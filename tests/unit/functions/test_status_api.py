@@ -4,6 +4,9 @@ Retry-After on sends, the status endpoints, query fan-out and purge. Adapters ar
 from __future__ import annotations
 
 import json
+import logging
+import threading
+import time
 from datetime import UTC, datetime, timedelta
 from urllib.parse import parse_qs, urlsplit
 
@@ -186,3 +189,34 @@ def test_purge_refuses_an_invalid_device_id(registry) -> None:
     response = http(PurgeDeviceQueue, "DELETE", "/api/devices/x/messages", route={"deviceId": "bad/id"})
     assert response.status_code == 400
     registry.purge.assert_not_called()
+
+
+def test_fan_out_with_the_status_table_down_still_sends_but_gives_no_status_urls(sender, status_store, caplog) -> None:
+    status_store.record_sent.side_effect = StoreUnavailable("could not record")
+    with caplog.at_level(logging.INFO, logger="c2d"):
+        response = http(SendC2DFanOut, "POST", "/api/messages", body={"deviceIds": ["a", "b"], "payload": 1})
+    assert response.status_code == 207 and "Location" not in response.headers
+    body = body_of(response)
+    assert body["sent"] == 2 and "statusUrl" not in body and "outcome topic" in body["note"]
+    assert all("statusUrl" not in r for r in body["results"])
+    events = [r.getMessage().split(" ", 1)[0] for r in caplog.records]
+    assert events.count("c2d.send") == 2 and "c2d.status-write-failed" in events
+
+
+def test_fan_out_answers_only_once_its_status_rows_are_written(sender, status_store) -> None:
+    written = threading.Event()
+
+    def slow_write(sent: object) -> None:
+        time.sleep(0.2)  # the write runs alongside the rest of the request: the answer must wait for it
+        written.set()
+
+    status_store.record_sent.side_effect = slow_write
+    response = http(SendC2DFanOut, "POST", "/api/messages", body={"deviceIds": ["a", "b"], "payload": 1})
+    assert written.is_set()
+    assert response.status_code == 207 and all("statusUrl" in r for r in body_of(response)["results"])
+
+
+def test_fan_out_a_bug_in_the_status_write_is_not_swallowed(sender, status_store) -> None:
+    status_store.record_sent.side_effect = KeyError("bug")
+    with pytest.raises(KeyError):
+        http(SendC2DFanOut, "POST", "/api/messages", body={"deviceIds": ["a"], "payload": 1})
