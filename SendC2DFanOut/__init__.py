@@ -1,5 +1,6 @@
-"""SendC2DFanOut: POST /api/messages sends one message to each of up to 1,000 listed devices, or to the
-devices a registry query selects: 207 with one result per device, or 202 with `Prefer: respond-async`."""
+"""SendC2DFanOut: POST /api/messages sends one message to each of up to C2D_MAX_FAN_OUT (default 1,000)
+listed devices, or to the devices a registry query selects: 207 with one result per device, or 202 with
+`Prefer: respond-async`."""
 
 import azure.functions as func
 

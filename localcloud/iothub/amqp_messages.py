@@ -25,6 +25,16 @@ def text_of(value: object) -> str | None:
     return str(value)
 
 
+def symbol_text(value: object) -> str | None:
+    """A content-type/encoding symbol's text; None when the sender set none.
+
+    python-qpid-proton reports a missing symbol as `symbol('None')` (the text "None"), which
+    would reach devices as `$.ct=None`; no real MIME type or encoding is spelt "None".
+    """
+    text = text_of(value)
+    return None if not text or text == "None" else text
+
+
 def _body_bytes(body: object) -> bytes:
     if body is None:
         return b""
@@ -54,8 +64,8 @@ def to_cloud_message(hub: Hub, msg: Message) -> tuple[str, CloudMessage]:
         to=address,
         correlation_id=text_of(msg.correlation_id),
         user_id=text_of(msg.user_id) or None,
-        content_type=text_of(msg.content_type) or None,
-        content_encoding=text_of(msg.content_encoding) or None,
+        content_type=symbol_text(msg.content_type),
+        content_encoding=symbol_text(msg.content_encoding),
         ack=ack,
         app_properties=props,
     )
