@@ -111,8 +111,13 @@ class RequestContext:
 
 
 class StatusStore:
+    """The status table's reads and writes. FeedbackProcessor takes a new one per run (`clients.get_status_store`)."""
+
     def __init__(self, table: Table) -> None:
         self._table = table
+        #: Contexts of fan-out requests read so far: a fan-out's `request` row is written once and never
+        #: changes (its id is new for every request), and a backlog brings ~1,000 records per request.
+        self._fan_out_contexts: dict[str, RequestContext] = {}
 
     # ---- send path -------------------------------------------------------------------------------
     def record_sent(self, sent: SentRequest) -> None:
@@ -140,7 +145,9 @@ class StatusStore:
 
     def contexts(self, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], RequestContext]:
         """The request context of each (device, message id); missing ones are left out."""
-        partitions = {placement(d, m).partition for d, m in keys}
+        where = {(d, m): placement(d, m).partition for d, m in keys}
+        known = self._fan_out_contexts
+        partitions = {partition for partition in where.values() if partition not in known}
         client = self._table.client()
 
         def read(partition: str) -> tuple[str, RequestContext | None]:
@@ -152,8 +159,12 @@ class StatusStore:
 
         with storage_errors("read request contexts from the status table"):
             found = dict(self._parallel(read, partitions))
+        for partition, context in found.items():
+            if context is not None and partition.startswith("req|"):
+                known[partition] = context
         return {
-            (d, m): context for d, m in keys if (context := found.get(placement(d, m).partition)) is not None
+            key: context for key, partition in where.items()
+            if (context := known.get(partition) or found.get(partition)) is not None
         }
 
     def record_outcomes(self, outcomes: Sequence[OutcomeRecord]) -> None:

@@ -136,6 +136,23 @@ def test_fan_out_outcome_rows_of_earlier_versions_are_still_read(table: Table) -
     assert [d.outcome for d in store.request(request_id) or []] == [None, "Rejected"]
 
 
+def test_contexts_of_fan_outs_are_read_once_per_store_and_of_single_sends_every_time(table: Table) -> None:
+    store = StatusStore(table)
+    fan_out = uuid.uuid4().hex
+    store.record_sent(sent(fan_out, ["d-0", "d-1"], fan_out=True))
+    store.record_sent(sent("c" * 32, ["dev-9"], fan_out=False))
+    keys = [("d-0", fan_out_message_id(fan_out, 0)), ("d-1", fan_out_message_id(fan_out, 1)), ("dev-9", "msg-dev-9")]
+    assert {k: c.correlation_id for k, c in store.contexts(keys).items()} == dict.fromkeys(keys, "run-7")
+
+    table.client().delete_entity(partition_key="req|" + fan_out, row_key="request")
+    resent = sent("d" * 32, ["dev-9"], fan_out=False)
+    store.record_sent(SentRequest(**{**resent.__dict__, "correlation_id": "run-8"}))
+    again = store.contexts(keys)
+    assert again[keys[1]].correlation_id == "run-7", "a fan-out's request row never changes: read once"
+    assert again[keys[2]].correlation_id == "run-8", "a re-sent single message id: read again"
+    assert set(StatusStore(table).contexts(keys)) == {keys[2]}, "each store (each run) reads afresh"
+
+
 def test_a_resent_message_id_does_not_inherit_the_previous_outcome(table: Table) -> None:
     store = StatusStore(table)
     store.record_sent(sent("a" * 32, ["dev-9"], fan_out=False))
