@@ -15,10 +15,10 @@ Azurite's table. Each run:
      20,000 records accepted (polled every 50 ms); the timer's gaps between runs are part of the time.
 Received/published/accepted come from the hub's counters, the topic's `all` subscription and the runs'
 `c2d.feedback-drain` log lines, which also carry each stage's time (receive, status lookup, publish, table
-write, accept); what is left is parsing, building outcomes and logging.
+write, accept); what is left is the timer's gaps, each run's setup, parsing, building outcomes and logging.
 
-In-process runs: `drain_feedback` called directly with the real adapters on the same emulators (no host, no
-worker, no log output), so the host's and the timer's share is visible. One more in-process run, informative,
+In-process runs: `drain_feedback` called directly with the real adapters on emulators of their own (no host,
+no worker, no log output), so the host's and the timer's share is visible. One more in-process run, informative,
 drains 1,000 records of single sends: each is its own table partition, so each costs one status read and one
 write of its own (fan-out outcomes are a few packed rows per 1,000 records).
 """
