@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
+_REQUIRED = ("originalMessageId", "deviceId", "statusCode")
 FEEDBACK_STATUSES = frozenset({"Success", "Expired", "DeliveryCountExceeded", "Rejected", "Purged"})
 
 
@@ -44,18 +45,15 @@ def parse_feedback(body: bytes) -> list[FeedbackRecord]:
     for index, item in enumerate(data):
         if not isinstance(item, dict):
             raise MalformedFeedback(f"feedback record {index} is not an object")
-        missing = [k for k in ("originalMessageId", "deviceId", "statusCode") if not isinstance(item.get(k), str)]
-        if missing:
+        message_id, device_id, status = item.get("originalMessageId"), item.get("deviceId"), item.get("statusCode")
+        if not (isinstance(message_id, str) and isinstance(device_id, str) and isinstance(status, str)):
+            missing = [k for k in _REQUIRED if not isinstance(item.get(k), str)]
             raise MalformedFeedback(f"feedback record {index} lacks {', '.join(missing)}")
         generation = item.get("deviceGenerationId")
         records.append(
             FeedbackRecord(
-                original_message_id=item["originalMessageId"],
-                device_id=item["deviceId"],
-                status_code=item["statusCode"],
-                description=str(item.get("description") or ""),
-                enqueued_time_utc=str(item.get("enqueuedTimeUtc") or ""),
-                device_generation_id=str(generation) if generation is not None else None,
+                message_id, device_id, status, str(item.get("description") or ""),
+                str(item.get("enqueuedTimeUtc") or ""), str(generation) if generation is not None else None,
             )
         )
     return records

@@ -629,6 +629,27 @@ def feedback_body(message: uamqp.Message) -> bytes:
         return b""
 
 
+#: How long the feedback client waits when a pass over the connection brought no message (uamqp: 50 ms).
+_RECEIVE_BACKOFF_S = 0.002
+
+
+class _FeedbackClient(uamqp.ReceiveClient):  # type: ignore[misc]
+    """uamqp's ReceiveClient with a 2 ms instead of a 50 ms back-off between passes that bring nothing.
+
+    uamqp sleeps 50 ms whenever one pass over the connection completed no message, and a feedback message
+    (up to 64 records, ~13 KB) often takes a few passes to arrive: in a drain, those sleeps were a fifth of
+    the time. Receive timeouts are unchanged: `receive_message_batch` enforces its own deadline.
+    """
+
+    def _client_run(self) -> bool:
+        before = self._received_messages.qsize()
+        self._was_message_received = True  # skips uamqp's own 50 ms sleep; the back-off is below
+        running = bool(super()._client_run())
+        if self._received_messages.qsize() == before:
+            time.sleep(_RECEIVE_BACKOFF_S)
+        return running
+
+
 class FeedbackReceiver(_Link):
     """Receiver on `/messages/servicebound/feedback` with explicit settlement (peek-lock).
 
@@ -682,7 +703,7 @@ class FeedbackReceiver(_Link):
     def _new_client(self, auth: uamqp.authentication.JWTTokenAuth) -> uamqp.ReceiveClient:
         # auto_complete=False: uamqp would otherwise accept each message on arrival, and release or
         # reject would do nothing.
-        return uamqp.ReceiveClient(
+        return _FeedbackClient(
             source=_address(self._settings, "/messages/servicebound/feedback"),
             auth=auth,
             prefetch=self._prefetch,

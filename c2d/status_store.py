@@ -8,7 +8,12 @@ Layout (table `C2D_STATUS_TABLE`, the same table as the send journal):
   Its message ids are `<requestId>.<index>`, so a feedback record finds its partition and row from
   the message id alone, with no index to maintain;
 - a single send lives in partition `one|<deviceId>|<messageId>`: one `request` row;
-- FeedbackProcessor adds a `dev|<deviceId>` row with IoT Hub's outcome to the message's partition.
+- FeedbackProcessor records IoT Hub's outcomes in the message's partition: for a single send, a
+  `dev|<deviceId>` row; for a fan-out, `out|<n>|<digest>` rows, each holding the outcomes of one feedback
+  batch for the devices of `devices|<n>` (index, device, status, description, time), so a batch of 1,000
+  outcomes is a handful of rows in one transaction instead of 1,000 rows. The digest is taken from the
+  row's content, so processing the same feedback again writes the same rows. (Fan-out outcomes recorded
+  by earlier versions as `dev|<deviceId>` rows are still read.)
 
 Writes of the send path replace what an earlier send of the same (device, message id) left; an
 outcome older than the send it would describe is ignored, so a caller re-sending a message id never
@@ -19,6 +24,7 @@ is processed again, so re-processing never changes a final state.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import logging
 import re
@@ -105,8 +111,13 @@ class RequestContext:
 
 
 class StatusStore:
+    """The status table's reads and writes. FeedbackProcessor takes a new one per run (`clients.get_status_store`)."""
+
     def __init__(self, table: Table) -> None:
         self._table = table
+        #: Contexts of fan-out requests read so far: a fan-out's `request` row is written once and never
+        #: changes (its id is new for every request), and a backlog brings ~1,000 records per request.
+        self._fan_out_contexts: dict[str, RequestContext] = {}
 
     # ---- send path -------------------------------------------------------------------------------
     def record_sent(self, sent: SentRequest) -> None:
@@ -134,7 +145,9 @@ class StatusStore:
 
     def contexts(self, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], RequestContext]:
         """The request context of each (device, message id); missing ones are left out."""
-        partitions = {placement(d, m).partition for d, m in keys}
+        where = {(d, m): placement(d, m).partition for d, m in keys}
+        known = self._fan_out_contexts
+        partitions = {partition for partition in where.values() if partition not in known}
         client = self._table.client()
 
         def read(partition: str) -> tuple[str, RequestContext | None]:
@@ -146,15 +159,26 @@ class StatusStore:
 
         with storage_errors("read request contexts from the status table"):
             found = dict(self._parallel(read, partitions))
+        for partition, context in found.items():
+            if context is not None and partition.startswith("req|"):
+                known[partition] = context
         return {
-            (d, m): context for d, m in keys if (context := found.get(placement(d, m).partition)) is not None
+            key: context for key, partition in where.items()
+            if (context := known.get(partition) or found.get(partition)) is not None
         }
 
     def record_outcomes(self, outcomes: Sequence[OutcomeRecord]) -> None:
         """Write IoT Hub's outcomes (idempotent). Raises `StoreUnavailable`."""
         by_partition: dict[str, list[dict[str, object]]] = defaultdict(list)
+        packed: dict[tuple[str, int], dict[int, list[object]]] = defaultdict(dict)
+        recorded_at = _now_text()
         for outcome in outcomes:
             where = placement(outcome.device_id, outcome.message_id)
+            if where.index is not None:
+                packed[(where.partition, where.index // DEVICES_PER_ROW)][where.index] = [
+                    where.index, outcome.device_id, outcome.status, outcome.description, outcome.at
+                ]
+                continue
             by_partition[where.partition].append(
                 {
                     "PartitionKey": where.partition,
@@ -164,9 +188,12 @@ class StatusStore:
                     "Outcome": outcome.status,
                     "Description": outcome.description,
                     "OutcomeAt": outcome.at,
-                    "RecordedAt": _now_text(),
+                    "RecordedAt": recorded_at,
                 }
             )
+        for (partition, chunk), entries in packed.items():
+            by_partition[partition].append(_outcome_row(partition, chunk, [entries[i] for i in sorted(entries)],
+                                                        recorded_at))
         client = self._table.client()
 
         def write(rows: list[dict[str, object]]) -> None:
@@ -186,9 +213,12 @@ class StatusStore:
         """The delivery, or None if this app never sent that message to that device."""
         where = placement(device_id, message_id)
         wanted = ["request", "dev|" + table_key(device_id)]
+        chunk_outcomes: tuple[str, str] | None = None
         if where.index is not None:
             wanted.append(_devices_row(where.index // DEVICES_PER_ROW))
-        rows = self._rows(where.partition, wanted)
+            prefix = _outcome_prefix(where.index // DEVICES_PER_ROW)
+            chunk_outcomes = (prefix, prefix[:-1] + chr(ord(prefix[-1]) + 1))
+        rows = self._rows(where.partition, wanted, chunk_outcomes)
         header = rows.get("request")
         if header is None:
             return None
@@ -204,6 +234,9 @@ class StatusStore:
                 return None
             entry = devices[position]
         outcome = rows.get("dev|" + table_key(device_id))
+        packed = _packed_outcomes(rows).get(where.index) if where.index is not None else None
+        if packed is not None and packed["DeviceId"] == device_id:
+            outcome = packed
         return _delivery(header, str(entry[0]), message_id, str(entry[1]), entry[2], outcome)
 
     def request(self, request_id: str) -> list[Delivery] | None:
@@ -219,13 +252,16 @@ class StatusStore:
         if header is None:
             return None
         chunks = sorted(k for k in rows if k.startswith("devices|"))
+        packed = _packed_outcomes(rows)
         deliveries = []
         for chunk_key in chunks:
             base = int(chunk_key.split("|", 1)[1]) * DEVICES_PER_ROW
             for offset, (device, status, error) in enumerate(_unpack(rows[chunk_key])):
+                outcome = packed.get(base + offset)
+                if outcome is None or outcome["DeviceId"] != device:
+                    outcome = rows.get("dev|" + table_key(device))
                 deliveries.append(
-                    _delivery(header, device, fan_out_message_id(request_id, base + offset), status, error,
-                              rows.get("dev|" + table_key(device)))
+                    _delivery(header, device, fan_out_message_id(request_id, base + offset), status, error, outcome)
                 )
         return deliveries
 
@@ -251,10 +287,17 @@ class StatusStore:
         return deleted
 
     # ---- helpers ----------------------------------------------------------------------------------
-    def _rows(self, partition: str, row_keys: Sequence[str]) -> dict[str, dict[str, object]]:
+    def _rows(
+        self, partition: str, row_keys: Sequence[str], key_range: tuple[str, str] | None = None
+    ) -> dict[str, dict[str, object]]:
+        """The rows of `partition` with one of `row_keys`, or a RowKey in [key_range[0], key_range[1])."""
         client = self._table.client()
-        names = {f"r{i}": key for i, key in enumerate(row_keys)}
-        condition = " or ".join(f"RowKey eq @{name}" for name in names)
+        names: dict[str, str] = {f"r{i}": key for i, key in enumerate(row_keys)}
+        conditions = [f"RowKey eq @{name}" for name in names]
+        if key_range is not None:
+            names.update(lo=key_range[0], hi=key_range[1])
+            conditions.append("( RowKey ge @lo and RowKey lt @hi )")
+        condition = " or ".join(conditions)
         with storage_errors("read the delivery from the status table"):
             rows = client.query_entities(
                 f"PartitionKey eq @pk and ( {condition} )", parameters={"pk": partition, **names}
@@ -320,6 +363,38 @@ def _error(result: SendResult) -> dict[str, object]:
 
 def _devices_row(chunk_index: int) -> str:
     return f"devices|{chunk_index:05d}"
+
+
+def _outcome_prefix(chunk_index: int) -> str:
+    return f"out|{chunk_index:05d}|"
+
+
+def _outcome_row(partition: str, chunk_index: int, entries: list[list[object]], recorded_at: str) -> dict[str, object]:
+    """One row of packed fan-out outcomes; its key is a digest of its content (same outcomes, same row)."""
+    text = json.dumps(entries, separators=(",", ":"), ensure_ascii=False)
+    digest = hashlib.sha256(text.encode()).hexdigest()[:32]
+    starts = range(0, len(text), _PROPERTY_CHARS)
+    return {
+        "PartitionKey": partition,
+        "RowKey": _outcome_prefix(chunk_index) + digest,
+        **{f"D{i}": text[start:start + _PROPERTY_CHARS] for i, start in enumerate(starts)},
+        "RecordedAt": recorded_at,
+    }
+
+
+def _packed_outcomes(rows: Mapping[str, Mapping[str, object]]) -> dict[int, dict[str, object]]:
+    """Fan-out index -> outcome (as a `dev|` row holds it) from the `out|` rows among `rows`.
+
+    The same message's outcome may sit in several rows (a feedback batch processed twice, split differently):
+    they hold the same final state; the latest time wins should they ever differ.
+    """
+    found: dict[int, dict[str, object]] = {}
+    for key in sorted(k for k in rows if k.startswith("out|")):
+        for index, device, status, description, at in _unpack(rows[key]):
+            known = found.get(index)
+            if known is None or str(at) >= str(known["OutcomeAt"]):
+                found[index] = {"DeviceId": device, "Outcome": status, "Description": description, "OutcomeAt": at}
+    return found
 
 
 def _pack(entries: Sequence[Sequence[object]]) -> dict[str, str]:

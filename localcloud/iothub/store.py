@@ -13,7 +13,7 @@ import os
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -25,6 +25,14 @@ from .twins import Twin, apply_twin_patch
 ACK_MODES = ("none", "positive", "negative", "full")
 #: Feedback deliveries kept for /admin/feedback-deliveries (benchmarks time the feedback reader with them).
 FEEDBACK_DELIVERY_HISTORY = 20_000
+#: The feedback statuses IoT Hub writes, with the description this hub writes beside each.
+FEEDBACK_DESCRIPTIONS = {
+    "Success": "Success",
+    "Expired": "Message expired",
+    "DeliveryCountExceeded": "Message delivery count exceeded",
+    "Rejected": "Message rejected",
+    "Purged": "Message purged",
+}
 
 
 class State(StrEnum):
@@ -130,6 +138,7 @@ class Stats:
     dead_lettered: int = 0
     purged: int = 0
     feedback_completed: int = 0
+    feedback_completed_records: int = 0
     feedback_dead_lettered: int = 0
     feedback_expired: int = 0
 
@@ -359,6 +368,58 @@ class HubStore:
         if len(self.pending_records) >= self.limits.feedback_batch_size:
             self.flush_feedback()
 
+    def enqueue_feedback(self, records: Sequence[Mapping[str, str]]) -> int:
+        """Synthetic feedback records (benchmarks, tests): queued at once, batched into feedback messages
+        of `feedback_batch_size` records as the hub batches them; returns the feedback messages added.
+
+        Each record needs `deviceId` and `originalMessageId`; `statusCode` defaults to Success and must be one
+        IoT Hub writes; `description` defaults to the hub's text for that status. Raises ValueError.
+        """
+        now = self.now()
+        stamp = iso_utc(now)
+        built = []
+        for index, record in enumerate(records):
+            device_id, message_id = record.get("deviceId"), record.get("originalMessageId")
+            status = record.get("statusCode", "Success")
+            if not isinstance(device_id, str) or not device_id or not isinstance(message_id, str) or not message_id:
+                raise ValueError(f"record {index}: deviceId and originalMessageId must be non-empty strings")
+            if status not in FEEDBACK_DESCRIPTIONS:
+                raise ValueError(f"record {index}: statusCode must be one of {', '.join(FEEDBACK_DESCRIPTIONS)}")
+            device = self.devices.get(device_id)
+            built.append(
+                {
+                    "originalMessageId": message_id,
+                    "deviceId": device_id,
+                    "deviceGenerationId": device.generation_id if device else "",
+                    "statusCode": status,
+                    "description": str(record.get("description") or FEEDBACK_DESCRIPTIONS[status]),
+                    "enqueuedTimeUtc": stamp,
+                }
+            )
+        size = self.limits.feedback_batch_size
+        for start in range(0, len(built), size):
+            self.feedback.append(
+                FeedbackMessage(str(uuid.uuid4()), built[start:start + size], now, now + self.limits.feedback_ttl_s)
+            )
+        if built:
+            for listener in self.feedback_listeners:
+                listener()
+        return -(-len(built) // size)
+
+    def feedback_counts(self) -> dict[str, int]:
+        """The feedback queue in numbers (cheap to poll, unlike `snapshot`)."""
+        locked = [fb for fb in self.feedback if fb.lock_token is not None]
+        return {
+            "messages": len(self.feedback),
+            "records": sum(len(fb.records) for fb in self.feedback),
+            "locked": len(locked),
+            "pending_records": len(self.pending_records),
+            "completed": self.stats.feedback_completed,
+            "completed_records": self.stats.feedback_completed_records,
+            "dead_lettered": self.stats.feedback_dead_lettered,
+            "expired": self.stats.feedback_expired,
+        }
+
     def flush_feedback(self) -> None:
         size = self.limits.feedback_batch_size
         now = self.now()
@@ -398,8 +459,10 @@ class HubStore:
         raise LockError(f"feedback lock token {lock_token} unknown or expired")
 
     def feedback_complete(self, lock_token: str) -> None:
-        self.feedback.remove(self._locked_feedback(lock_token))
+        fb = self._locked_feedback(lock_token)
+        self.feedback.remove(fb)
         self.stats.feedback_completed += 1
+        self.stats.feedback_completed_records += len(fb.records)
 
     def feedback_dead_letter(self, lock_token: str) -> None:
         self.feedback.remove(self._locked_feedback(lock_token))

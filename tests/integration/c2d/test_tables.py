@@ -99,6 +99,60 @@ def test_outcome_makes_a_delivery_final_and_reprocessing_changes_nothing(table: 
     assert store.contexts([("thermo|1#?", message_id)])[("thermo|1#?", message_id)].correlation_id == "run-7"
 
 
+def test_fan_out_outcomes_are_packed_rows_and_reprocessing_changes_nothing(table: Table) -> None:
+    store = StatusStore(table)
+    request_id = uuid.uuid4().hex
+    devices = [f"d-{i:04d}" for i in range(250)]
+    store.record_sent(sent(request_id, devices, fan_out=True))
+    at = "2026-12-02T12:00:03.1234567Z"
+    outcomes = [OutcomeRecord(d, fan_out_message_id(request_id, i), "Success" if i % 3 else "Expired",
+                              "Success" if i % 3 else "Message expired", at) for i, d in enumerate(devices[:200])]
+    store.record_outcomes(outcomes[:120])
+    store.record_outcomes(outcomes[100:])  # redelivered feedback, batched differently: 100-119 again
+    store.record_outcomes(outcomes[:120])  # the same batch again: the same rows
+
+    rows = list(table.client().query_entities("PartitionKey eq @pk", parameters={"pk": "req|" + request_id}))
+    packed = [r for r in rows if str(r["RowKey"]).startswith("out|")]
+    assert 2 <= len(packed) <= 4, "a few packed rows per device chunk, not one row per device"
+    deliveries = store.request(request_id)
+    assert deliveries is not None
+    assert [d.outcome for d in deliveries] == [o.status for o in outcomes] + [None] * 50
+    assert deliveries[3].outcome_description == "Message expired" and deliveries[3].outcome_at == at
+    one = store.delivery("d-0151", fan_out_message_id(request_id, 151))
+    assert one is not None and one.outcome == "Success" and one.outcome_at == at
+    assert store.delivery("d-0210", fan_out_message_id(request_id, 210)).outcome is None  # type: ignore[union-attr]
+
+
+def test_fan_out_outcome_rows_of_earlier_versions_are_still_read(table: Table) -> None:
+    store = StatusStore(table)
+    request_id = uuid.uuid4().hex
+    store.record_sent(sent(request_id, ["d-0", "d-1"], fan_out=True))
+    table.client().upsert_entity({  # what earlier versions wrote for a fan-out outcome
+        "PartitionKey": "req|" + request_id, "RowKey": "dev|d-1", "DeviceId": "d-1",
+        "MessageId": fan_out_message_id(request_id, 1), "Outcome": "Rejected", "Description": "Message rejected",
+        "OutcomeAt": "2026-12-02T12:00:04Z", "RecordedAt": "2026-12-02T12:00:05Z",
+    })
+    assert store.delivery("d-1", fan_out_message_id(request_id, 1)).outcome == "Rejected"  # type: ignore[union-attr]
+    assert [d.outcome for d in store.request(request_id) or []] == [None, "Rejected"]
+
+
+def test_contexts_of_fan_outs_are_read_once_per_store_and_of_single_sends_every_time(table: Table) -> None:
+    store = StatusStore(table)
+    fan_out = uuid.uuid4().hex
+    store.record_sent(sent(fan_out, ["d-0", "d-1"], fan_out=True))
+    store.record_sent(sent("c" * 32, ["dev-9"], fan_out=False))
+    keys = [("d-0", fan_out_message_id(fan_out, 0)), ("d-1", fan_out_message_id(fan_out, 1)), ("dev-9", "msg-dev-9")]
+    assert {k: c.correlation_id for k, c in store.contexts(keys).items()} == dict.fromkeys(keys, "run-7")
+
+    table.client().delete_entity(partition_key="req|" + fan_out, row_key="request")
+    resent = sent("d" * 32, ["dev-9"], fan_out=False)
+    store.record_sent(SentRequest(**{**resent.__dict__, "correlation_id": "run-8"}))
+    again = store.contexts(keys)
+    assert again[keys[1]].correlation_id == "run-7", "a fan-out's request row never changes: read once"
+    assert again[keys[2]].correlation_id == "run-8", "a re-sent single message id: read again"
+    assert set(StatusStore(table).contexts(keys)) == {keys[2]}, "each store (each run) reads afresh"
+
+
 def test_a_resent_message_id_does_not_inherit_the_previous_outcome(table: Table) -> None:
     store = StatusStore(table)
     store.record_sent(sent("a" * 32, ["dev-9"], fan_out=False))

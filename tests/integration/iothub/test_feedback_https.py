@@ -248,3 +248,39 @@ def test_advance_clock_expires_default_ttl(hub: IoTHubProcess, rm: IoTHubRegistr
     assert hub.admin.advance_clock(3601) == 3601
     assert statuses(receive_feedback(feedback, want_records=1)) == {mid: "Expired"}
     assert Device(hub, "device1").receive().status_code == 204
+
+
+def test_admin_feedback_backlog_is_batched_like_the_hub_and_counted(hub: IoTHubProcess, feedback: Any) -> None:
+    pairs = [(f"dev-{i % 7}", f"msg-{i}") for i in range(150)]
+    assert hub.admin.enqueue_feedback(pairs) == 3  # 64 + 64 + 22 records, as IoT Hub batches them
+    assert hub.admin.enqueue_feedback([{"deviceId": "device1", "originalMessageId": "m-x", "statusCode": "Expired"}]) == 1
+    counts = hub.admin.feedback_counts()
+    assert counts["messages"] == 4 and counts["records"] == 151 and counts["completed_records"] == 0
+
+    messages = receive_feedback(feedback, want_records=151)
+    assert [len(feedback_records(m)) for m in messages] == [64, 64, 22, 1]
+    assert messages[0].properties.content_type == b"application/vnd.microsoft.iothub.feedback.json"
+    assert b"iothub-enqueuedtime" in messages[0].annotations
+    got = statuses(messages)
+    assert got == {**{m: "Success" for _, m in pairs}, "m-x": "Expired"}
+    record = feedback_records(messages[3])[0]
+    assert record["description"] == "Message expired" and record["deviceGenerationId"]  # a registered device
+    second = feedback_records(messages[0])[1]
+    assert second == {
+        "originalMessageId": "msg-1", "deviceId": "dev-1", "deviceGenerationId": "", "statusCode": "Success",
+        "description": "Success", "enqueuedTimeUtc": second["enqueuedTimeUtc"],
+    }
+    assert second["enqueuedTimeUtc"].endswith("Z")
+    counts = wait_for(lambda: (c := hub.admin.feedback_counts())["completed"] == 4 and c)
+    assert counts["completed_records"] == 151 and counts["messages"] == 0 and counts["records"] == 0
+
+
+@pytest.mark.parametrize(
+    "body",
+    [{"records": [{"deviceId": "d"}]}, {"records": [{"deviceId": "d", "originalMessageId": "m", "statusCode": "Nope"}]},
+     {"records": "x"}, ["x"]],
+)
+def test_admin_feedback_refuses_bad_records(hub: IoTHubProcess, body: Any) -> None:
+    response = requests.post(f"{hub.admin.base_url}/admin/feedback", json=body, timeout=10)
+    assert response.status_code == 400
+    assert hub.admin.feedback_counts()["messages"] == 0

@@ -222,3 +222,36 @@ def test_status_table_unreachable_leaves_feedback_on_the_hub(receiver, publisher
     receiver.batches = [[Feedback(json.dumps([record("m1")]).encode())]]
     run()
     receiver.receive.assert_not_called()
+
+
+def test_outcomes_are_logged_64_to_a_line_each_with_its_searchable_fields(receiver, publisher, caplog) -> None:
+    records = [record(f"m{i}", "Success" if i % 2 else "Rejected", f"dev-{i}") for i in range(130)]
+    receiver.batches = [[Feedback(json.dumps(records[:64]).encode()), Feedback(json.dumps(records[64:]).encode())]]
+    caplog.set_level(logging.INFO)
+    run()
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("c2d.outcome ")]
+    assert len(lines) == 3, "one line per 64 outcomes, not one per outcome"
+    logged = [o for line in lines for o in json.loads(line.split(" ", 1)[1])["outcomes"]]
+    assert [(o["deviceId"], o["messageId"], o["status"]) for o in logged] == [
+        (r["deviceId"], r["originalMessageId"], r["statusCode"]) for r in records
+    ]
+    assert [json.loads(line.split(" ", 1)[1])["count"] for line in lines] == [64, 64, 2]
+    assert set(logged[0]) == {"messageId", "deviceId", "status", "correlationId", "description"}
+
+
+def test_a_run_stops_before_a_batch_would_take_it_past_its_drain_time(receiver, publisher, status_store) -> None:
+    """A timer occurrence that comes while the run is still going is skipped: overrunning the period would
+    leave the backlog untouched for a whole period."""
+    from c2d.config import FeedbackSettings
+    from c2d.feedback_drain import drain_feedback
+
+    now = [0.0]
+    publisher.publish.side_effect = lambda outcomes: now.__setitem__(0, now[0] + 3.0)  # each batch takes 3 s
+    receiver.batches = [[Feedback(json.dumps([record(f"m{i}")]).encode())] for i in range(5)]
+
+    report = drain_feedback(receiver, publisher, status_store, FeedbackSettings(max_drain_s=8.0),
+                            clock=lambda: now[0])
+
+    assert report.stopped == "time-limit" and report.accepted == 2, "a third batch would end at 9 s"
+    assert now[0] == 6.0
+    assert len(receiver.batches) == 3, "nothing more taken from the hub"
